@@ -40,7 +40,9 @@ from models.events import Event
 from streams.errors import UserError
 from streams.records import record_fields
 from streams.worker.codec import Decoder, Rejection
-from streams.offline.history import first_day_of, late_start_warning, numbered_events_csv, readable
+from streams.offline.bad_lines import BadLines, RowError
+from streams.offline.history import numbered_events_csv, readable
+from streams.offline.late_start import Arrivals, late_start_warning
 from streams.timefmt import format_gap, format_ts, parse_ts_ms
 from streams.worker.clock import JUMP_MARGIN_MS
 from streams.kafka_admin import kafka_python_client_kwargs
@@ -475,7 +477,7 @@ def _read_checked(path: str | Path, settings: Settings) -> Iterator[tuple[Event,
     longer share ids (QA4 #2). CSV: the history
     format of ``streams.offline.history``, whose rows without an id get the same derivation. Each
     record is checked with the worker's own decoder as it will be sent, its id included (review 11
-    R11-2); a bad line raises ValueError naming the file and the line number.
+    R11-2); bad lines are read past and, at the end, raise one ValueError naming each (file and line).
     """
     p = Path(path)
     if not p.exists():
@@ -485,11 +487,17 @@ def _read_checked(path: str | Path, settings: Settings) -> Iterator[tuple[Event,
     decoder = Decoder(max_event_bytes=settings.max_event_bytes, max_clock_skew_ms=settings.max_clock_skew_ms,
                       currency=settings.currency)
     now_ms = int(time.time() * 1000)
+    bad = BadLines(p.name)  # every bad line, said at the end in one error (QA23a F9: one per run before)
     if not _is_jsonl(p):
-        for lineno, ev in numbered_events_csv(p, currency=settings.currency):
+        for lineno, ev in numbered_events_csv(p, currency=settings.currency, bad=bad):
             value = event_value(ev)
-            # what the worker reads: its id, user id length, time, size
-            yield _decoded(decoder, value, now_ms, p, lineno), value
+            try:  # what the worker reads: its id, user id length, time, size
+                checked = _decoded(decoder, value, now_ms, p, lineno)
+            except RowError as exc:
+                bad.add(exc)
+                continue
+            yield checked, value
+        bad.check()
         return
     with readable(p), _open_binary(p) as fh:
         for lineno, line in enumerate(fh, start=1):
@@ -498,33 +506,45 @@ def _read_checked(path: str | Path, settings: Settings) -> Iterator[tuple[Event,
             if not line.strip():
                 continue
             try:
-                obj = orjson.loads(line)
-            except orjson.JSONDecodeError as exc:
-                raise ValueError(f"{p.name} line {lineno}: not JSON ({str(exc).split(':')[0]})") from None
-            if not isinstance(obj, dict):
-                raise ValueError(f"{p.name} line {lineno}: expected a JSON object, got {type(obj).__name__}")
-            if "type" not in obj and "event_type" in obj:
-                obj["type"] = obj.pop("event_type")
-            derive = not obj.get("event_id")
-            if derive:
-                obj.pop("event_id", None)  # "" or null: derived, as the worker derives it
-            value = orjson.dumps(obj)
-            result = _decoded(decoder, value, now_ms, p, lineno)
-            if derive:  # sent with the id the worker would derive: a backfill is no producer without ids
-                obj["event_id"] = result.event_id
-                value = orjson.dumps(obj)
-                result = _decoded(decoder, value, now_ms, p, lineno)  # the id makes it ~40 bytes longer: still under the limit?
+                result, value = _json_record(line, decoder, now_ms, p, lineno)
+            except RowError as exc:
+                bad.add(exc)
+                continue
             yield result, value
+    bad.check()
+
+
+def _json_record(line: bytes, decoder: Decoder, now_ms: int, p: Path, lineno: int) -> tuple[Event, bytes]:
+    """The event the worker reads from one JSON line and the record sent (with the id the worker
+    would derive, when it has none); RowError naming the line if it is bad."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise RowError(f"{p.name} line {lineno}: not JSON ({str(exc).split(':')[0]})", lineno) from None
+    if not isinstance(obj, dict):
+        raise RowError(f"{p.name} line {lineno}: expected a JSON object, got {type(obj).__name__}", lineno)
+    if "type" not in obj and "event_type" in obj:
+        obj["type"] = obj.pop("event_type")
+    derive = not obj.get("event_id")
+    if derive:
+        obj.pop("event_id", None)  # "" or null: derived, as the worker derives it
+    value = orjson.dumps(obj)
+    result = _decoded(decoder, value, now_ms, p, lineno)
+    if derive:  # sent with the id the worker would derive: a backfill is no producer without ids
+        obj["event_id"] = result.event_id
+        value = orjson.dumps(obj)
+        result = _decoded(decoder, value, now_ms, p, lineno)  # the id makes it ~40 bytes longer: still under the limit?
+    return result, value
 
 
 def _decoded(decoder: Decoder, value: bytes, now_ms: int, path: Path, lineno: int) -> Event:
-    """The event the worker reads from ``value``, or ValueError naming the file's line and the
+    """The event the worker reads from ``value``, or RowError naming the file's line and the
     worker's reason: the check of a record as it will be sent (review 11 R11-2: a CSV row was never
     decoded, so a 300-character user id or a time in the future passed the check and went to the
     DLQ; a JSON line was checked before its derived id made it longer than ``max_event_bytes``)."""
     result = decoder.decode(value, now_ms)
     if isinstance(result, Rejection):
-        raise ValueError(f"{path.name} line {lineno}: {result.reason.replace('_', ' ')}: {result.detail}")
+        raise RowError(f"{path.name} line {lineno}: {result.reason.replace('_', ' ')}: {result.detail}", lineno)
     return result
 
 
@@ -533,17 +553,14 @@ class FileOrder:
     """How far a file's rows are from event-time order (:func:`check_file`): ``events`` in all,
     ``behind`` of them earlier than a row before them, ``late`` of those by more than
     ``lateness_ms`` (the workers' allowed lateness). And whether it starts after its users signed
-    up (:meth:`late_start_line`): ``users`` (with an event other than a billing statement),
-    ``first_day_users`` of them first seen within 24 h of ``start_ms``, the first such event;
-    ``end_ms``: the file's latest event."""
+    up (:meth:`late_start_line`): ``arrivals``, when its users (with an event other than a billing
+    statement) first appear; ``end_ms``: the file's latest event."""
 
     events: int
     behind: int
     late: int
     lateness_ms: int
-    users: int = 0
-    first_day_users: int = 0
-    start_ms: int = 0
+    arrivals: Arrivals | None = None
     end_ms: int = 0
     repeats: int = 0  # rows with the user, time and id of an earlier row of the same instant (check_file)
     end_user: str = ""  # the user of the latest event (end_ms) ...
@@ -575,8 +592,8 @@ class FileOrder:
 
     def late_start_line(self) -> str | None:
         """``backtest``'s and ``train``'s warning of a history that starts after its users signed
-        up (QA10 F16, ``streams.offline.history.late_start_warning``), None when it does not."""
-        return late_start_warning(self.first_day_users, self.users, self.start_ms, self.end_ms, "publish")
+        up (QA10 F16, ``streams.offline.late_start``), None when it does not."""
+        return None if self.arrivals is None else late_start_warning(self.arrivals, "publish")
 
     def reorder_line(self, name: str) -> str:
         """The line ``churnwatch publish`` prints when it sends a file sorted.
@@ -602,7 +619,7 @@ def _span(ms: int) -> str:
 
 
 def check_file(path: str | Path, settings: Settings) -> FileOrder:
-    """Read and check a whole file (a bad line raises ValueError naming it, as :func:`read_records`)
+    """Read and check a whole file (bad lines raise one ValueError naming each, as :func:`read_records`)
     and measure how far it is from event-time order, holding counters and each user's first time
     (each distinct user id once, for :meth:`FileOrder.late_start_line`: measured with tracemalloc,
     128 MB a million 12-character user ids). ``repeats``: rows with the user, time and event id of
@@ -643,8 +660,7 @@ def check_file(path: str | Path, settings: Settings) -> FileOrder:
             top = ts_ms
         if ev.subscription is None and ts_ms < first.get(ev.user_id, ts_ms + 1):
             first[ev.user_id] = ts_ms
-    start_ms, early = first_day_of(first.values())
-    return FileOrder(events, behind, late, lateness, len(first), early, start_ms, top, repeats, top_user, others)
+    return FileOrder(events, behind, late, lateness, Arrivals.of(first.values(), top), top, repeats, top_user, others)
 
 
 def records_in_time_order(path: str | Path, settings: Settings, order: FileOrder) -> Iterator[Record]:

@@ -294,16 +294,23 @@ def test_bad_labels_give_one_readable_line(tmp_path: Path, capsys: pytest.Captur
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
-def test_the_first_bad_line_is_reported_whatever_the_shards(tmp_path: Path, capsys: pytest.CaptureFixture[str], jobs: str) -> None:
-    """Each process reads its own users' rows: the error is still the file's first bad line, and no output is written."""
+def test_every_bad_line_is_reported_once_in_line_order_whatever_the_shards(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                             jobs: str) -> None:
+    """Each process reads its own users' rows: the error still names the file's bad lines in line
+    order, each once (an empty user id too, which no range holds), and no output is written. QA23a
+    F9: only the first was said, one rerun per bad line."""
     rows = [f"u{k:02d},2026-01-0{1 + k % 5}T00:00:00Z,view" for k in range(40)]
     rows[30] = "u05,later,view"  # a user of the first shard
     rows[25] = "u39,soon,view"  # an earlier line, of a user of the last shard
+    rows[35] = ",2026-01-02T00:00:00Z,view"
     events = _write(tmp_path / "e.csv", "user_id,ts,event_type\n" + "\n".join(rows) + "\n")
     code = main(["backtest", "--events", str(events), "--as-of", "2026-02-01", "--out", str(tmp_path / "o.csv"), "--no-progress",
                  "--jobs", jobs])
-    err = capsys.readouterr().err.strip()
-    assert code == 2 and "\n" not in err and "e.csv line 27: timestamp 'soon'" in err
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err == ["churnwatch backtest: error: e.csv line 27: timestamp 'soon' is neither ISO-8601 nor epoch milliseconds",
+                                 "churnwatch backtest: error: e.csv line 32: timestamp 'later' is neither ISO-8601 nor epoch milliseconds",
+                                 "churnwatch backtest: error: e.csv line 37: empty user_id",
+                                 "churnwatch backtest: error: e.csv: 3 bad lines"], err
     assert not (tmp_path / "o.csv").exists()
 
 

@@ -338,7 +338,8 @@ def test_a_row_wider_than_its_header_is_refused_not_cut(command: str, tmp_path: 
                 "report": ["report", "--events", str(path), "--from", "2026-01-01", "--to", "2026-02-01"],
                 "backtest": ["backtest", "--events", str(path), "--as-of", "2026-01-02", "--out", str(tmp_path / "bt.csv")]}[command]
         assert main(argv) == 2
-        return _one_line(capsys.readouterr().err)
+        err = capsys.readouterr().err
+        return err.strip().splitlines()[0] if name == "semi.csv" else _one_line(err)
 
     wide = run("comma.csv", "user_id,ts,event_type,amount\nc1,2026-01-01T10:00:00Z,order,12,90\n")
     assert "comma.csv line 2: 5 cells, but the header names 4 columns: a value holding a comma must be quoted" in wide
@@ -346,6 +347,7 @@ def test_a_row_wider_than_its_header_is_refused_not_cut(command: str, tmp_path: 
     assert "quoted.csv line 2: amount '12,90' is not a number: write the decimal point as a dot (12.90)" in quoted
     bare = run("bare.csv", "c1,2026-01-01T10:00:00Z,order,12,90,e1,x\n")
     assert "bare.csv line 1: 7 cells, but a file without a header row has at most 5 columns (user_id,ts,event_type,amount,event_id)" in bare
+    # read as data, both lines are bad (QA23a F9: every bad line is said); the first says why
     semi = run("semi.csv", "user_id;ts;event_type;amount\nc1;2026-01-01T10:00:00Z;order;12\n")
     assert "semi.csv line 1: empty timestamp; if line 1 is a header, it names user_id;ts;event_type;amount, but the columns must be named user_id, ts" in semi
     assert not (tmp_path / "bt.csv").exists()
@@ -430,3 +432,71 @@ def test_relayout_with_redis_unreachable_is_the_common_line(monkeypatch: pytest.
     assert main(["--redis-url", f"redis://:pw@127.0.0.1:{port}/0", "relayout"]) == 2
     line = _one_line(capsys.readouterr().err)
     assert line.startswith(f"churnwatch relayout: error: cannot reach Redis at redis://:***@127.0.0.1:{port}/0: "), line
+
+
+def _bad_lines_file(path: Path) -> tuple[Path, list[str]]:
+    """A history with 30 unreadable times, 5 empty user ids and one negative amount among good rows,
+    and the lines a command must print of it: the first 20 bad ones, the rest counted per reason."""
+    rows, bad = ["user_id,ts,event_type,amount"], []
+    for k in range(200):
+        lineno = len(rows) + 1
+        if k % 6 == 1 and k < 180:
+            rows.append(f"u{k % 7},soon {k},view,")
+            bad.append((lineno, f"timestamp 'soon {k}' is neither ISO-8601 nor epoch milliseconds"))
+        elif k % 40 == 4:
+            rows.append(",2026-01-02T00:00:00Z,view,")
+            bad.append((lineno, "empty user_id"))
+        elif k == 150:
+            rows.append("u1,2026-01-02T00:00:00Z,order,-5")
+            bad.append((lineno, "amount '-5' is below 0"))
+        else:
+            rows.append(f"u{k % 7},2026-01-{1 + k % 20:02d}T10:00:00Z,view,")
+    path.write_text("\n".join(rows) + "\n")
+    name = path.name
+    times = [n for n, why in bad if why.startswith("timestamp")]
+    empty = [n for n, why in bad if why == "empty user_id"]
+    assert len(bad) == 36 and len(times) == 30 and len(empty) == 5
+    shown = [f"{name} line {n}: {why}" for n, why in bad[:20]]
+    rest_times = 30 - sum(n in times for n, _ in bad[:20])
+    rest_empty = 5 - sum(n in empty for n, _ in bad[:20])
+    amount = next(n for n, why in bad if why.startswith("amount"))
+    expected = shown + [f"{name}: {rest_times} more bad lines like line {times[0]} (timestamp 'soon 1' is neither ISO-8601 "
+                        f"nor epoch milliseconds)", f"{name}: {rest_empty} more bad lines like line {empty[0]} (empty user_id)",
+                        f"{name}: 1 more bad line like line {amount} (amount '-5' is below 0, which the stream refuses"]
+    return path, expected + [f"{name}: 36 bad lines"]
+
+
+@pytest.mark.parametrize("command", ["publish", "train", "backtest", "report"])
+def test_every_bad_line_of_a_history_is_said_in_one_run(command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA23a F9: ``publish`` (and the commands reading the same file) named the first bad line only,
+    one fix and rerun per line. Now one run says the first 20, the rest counted per reason with the
+    first line of each, and the total, one line each as every error is said; the file is still
+    refused whole (nothing sent, nothing written)."""
+    path, expected = _bad_lines_file(tmp_path / "h.csv")
+    out = tmp_path / "o.csv"
+    argv = {"publish": ["--bootstrap-servers", f"127.0.0.1:{_closed_port()}", "publish", "--file", str(path)],
+            "train": ["train", "--events", str(path), "--out", str(out)],
+            "backtest": ["backtest", "--events", str(path), "--as-of", "2026-01-10", "--out", str(out), "--no-progress"],
+            "report": ["report", "--events", str(path), "--from", "2026-01-01", "--to", "2026-02-01"]}[command]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    prefix = f"churnwatch {command}: error: "
+    assert all(line.startswith(prefix) for line in lines), lines
+    said = [line.removeprefix(prefix) for line in lines]
+    assert len(said) == len(expected) and all(s.startswith(e) for s, e in zip(said, expected)), said
+    if command == "publish":  # the policy, said: the file is published whole or not at all
+        assert said[-1] == "h.csv: 36 bad lines; nothing was sent: fix them and publish the file again"
+    assert not out.exists()
+
+
+def test_publish_says_every_bad_json_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """JSON lines too: a line that is not JSON and one the workers' decoder refuses, both said."""
+    path = tmp_path / "e.jsonl"
+    path.write_text('{"user_id": "a", "type": "view", "ts": 1767261600000}\n{"user_id": "a", "type": "view"\n'
+                    '{"user_id": "a", "type": "view", "ts": 1767261600000, "amount": -3}\n[1]\n')
+    assert main(["--bootstrap-servers", f"127.0.0.1:{_closed_port()}", "publish", "--file", str(path)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert [line.split(": ")[2] for line in lines] == ["e.jsonl line 2", "e.jsonl line 3", "e.jsonl line 4", "e.jsonl"], lines
+    assert "not JSON" in lines[0] and "bad amount" in lines[1] and "expected a JSON object" in lines[2]

@@ -5,7 +5,7 @@ N months" made every existing user new on the file's first day (day-one at-risk 
 users, tenure reasons), and nothing warned. ``backtest``, ``train`` (``--events`` and
 ``--from-topic``) and ``publish`` now say it in one line when a large share of the history's users
 first appear in its first 24 hours, from the events they already read
-(streams.offline.history.late_start_warning).
+(streams.offline.late_start).
 """
 
 from __future__ import annotations
@@ -123,7 +123,9 @@ def test_publish_and_train_from_the_topic_warn_on_a_cut_history_and_not_on_a_who
     assert trained == [f"WARNING: {n} of {USERS} users ({n / USERS:.0%}) have their first event within 24 hours of the "
                        f"topic's first retained event ({first}): the retained history probably starts after they signed "
                        f"up (a history published cut, or its start past the topic's retention); they will all look new "
-                       f"(stage new, day-one at-risk alerts, reasons such as \"active on a single day so far\"); train on an "
+                       f"(stage new, day-one at-risk alerts, reasons such as \"active on a single day so far\"): their tenure "
+                       f"counts from the topic's first retained event, and churnwatch has no sign-up date to correct it (no "
+                       f"field or role; a back-dated sign-up event reads as one visit, a lapse and a return); train on an "
                        f"export of each user's history from their first activity (--events FILE; see docs/OPERATE.md, "
                        f"\"Onboarding a product's history\")"], trained
 
@@ -140,4 +142,73 @@ def test_the_file_check_counts_users_first_seen_on_the_first_day_without_billing
     rows += [f"late,{START_MS},subscription,,acme,active,Pro,10", f"billing,{START_MS},subscription,,acme,active,Pro,10"]
     path.write_text("user_id,ts,event_type,amount,account_id,status,plan,mrr\n" + "\n".join(rows) + "\n")
     order = check_file(path, Settings())
-    assert (order.users, order.first_day_users, order.start_ms, order.end_ms) == (4, 3, START_MS, START_MS + 40 * DAY_MS)
+    a = order.arrivals
+    assert (a.users, a.first_day, a.start_ms, a.end_ms, order.end_ms) == (4, 3, START_MS, START_MS + 40 * DAY_MS, START_MS + 40 * DAY_MS)
+
+
+WEEKLY_MS = START_MS - 60 * DAY_MS  # 2026-08-02: the weekly files end before the wall clock (2026-12)
+
+
+def _weekly(path: Path, predating: int) -> tuple[Path, int, int]:
+    """Users who come about once a week, each on their own weekday, until day 84 (a quarter leave
+    earlier): ``predating`` of them
+    already users when the file starts (their first visit of it falls in its first week, a seventh of
+    them on its first day), and 90 who sign up over the file's first 72 days, one every 0.8 days.
+    Returns the file, its users and how many first appear in its first week."""
+    starts = [p % 7 for p in range(predating)] + [k * 0.8 for k in range(90)]
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(("user_id", "ts", "event_type"))
+        for i, day in enumerate(starts):
+            weeks = int((84 - day) // 7) + 1 if i % 4 else 2 + i % 5  # a quarter leave after 2-6 weeks
+            for week in range(weeks):
+                if week and (i + week) % 5 == 0:  # and each skips a week now and then
+                    continue
+                w.writerow((f"w{i:03d}", WEEKLY_MS + int((day + 7 * week) * DAY_MS) + (10 + i % 9) * HOUR_MS, "view"))
+    return path, len(starts), sum(1 for d in starts if d < 7)
+
+
+def test_a_cut_export_of_weekly_users_is_said_by_its_first_week(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """QA23a F6: 17% of a fitness app's users predated its export, but came a few times a week: 2.6%
+    of them on its first day, far under the day rule's 30%, and no command said anything. The first
+    week's new users beyond a usual week's now speak (streams.offline.late_start): here 60 weekly users
+    already there (about a seventh of them on the first day) and 9 real sign-ups in the first week against 8.75 a
+    usual week (8.75 sign-ups a week). The line says what it does to tenure and that no sign-up date can
+    correct it."""
+    from streams.publisher import check_file
+    from streams.settings import Settings
+
+    events, users, week = _weekly(tmp_path / "weekly.csv", 60)
+    order = check_file(events, Settings())
+    a = order.arrivals
+    assert a is not None and (a.users, a.first_week) == (users, week) == (150, 69)
+    assert a.first_day < 0.3 * users and a.usual_week is not None and 8 <= a.usual_week <= 10  # 8.75 sign-ups a week
+    line = order.late_start_line()
+    first = format_day_or_time(WEEKLY_MS + 10 * HOUR_MS)  # user 0's first visit
+    excess = week - a.usual_week
+    head = f"{week} of {users} users ({week / users:.0%}) have their first event within 7 days of the file's first event ({first}), "
+    said = (f"{head}{excess:.0f} ({excess / users:.0%}) more than a usual week's new users ({a.usual_week:.0f}, the median "
+            f"from the fifth week on): ")
+    assert line is not None and line.startswith(said + "unless the events topic already holds their earlier events"), line
+    assert "their tenure counts from the file's first event, and churnwatch has no sign-up date to correct it" in line
+    with caplog.at_level(logging.WARNING):
+        assert main(["backtest", "--events", str(events), "--as-of", "2026-09-20/2026-10-25/7d", "--out", str(tmp_path / "s.csv"),
+                     "--no-progress"]) == 0
+    # the backtest counts the users seen before its last as-of date, and its weeks up to it: the same head
+    assert len([r.getMessage() for r in caplog.records if r.getMessage().startswith(head)]) == 1
+    assert main(["train", "--events", str(events), "--churn-after", "21d", "--horizon", "14d", "--as-of",
+                 "2026-09-06/2026-10-11/7d", "--alert-share", "0.2", "--out", str(tmp_path / "m.json")]) == 0
+    assert len([line for line in capsys.readouterr().out.splitlines() if line.startswith("WARNING: " + head)]) == 1
+
+
+def test_weekly_users_who_sign_up_over_the_file_are_not_said(tmp_path: Path) -> None:
+    """The same product exported from each user's first activity (no user before the file): its
+    first week holds a usual week's sign-ups, and nothing is said."""
+    from streams.publisher import check_file
+    from streams.settings import Settings
+
+    events, users, week = _weekly(tmp_path / "whole.csv", 0)
+    order = check_file(events, Settings())
+    assert order.arrivals is not None and (order.arrivals.users, order.arrivals.first_week) == (users, week) == (90, 9)
+    assert order.late_start_line() is None

@@ -214,7 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         mod = importlib.import_module(args._module)
         return int(mod.run(args, settings) or 0)
     except (SettingsError, UserError, FileNotFoundError, ValueError) as exc:
-        print(f"churnwatch {args.command}: error: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines() or [""]:  # one problem a line, each said as such (a file's bad lines)
+            print(f"churnwatch {args.command}: error: {line}", file=sys.stderr)
         return 2
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:  # a .gz read outside history.readable: still one line
         print(f"churnwatch {args.command}: error: an input file is not a whole gzip file, truncated or corrupt ({exc})",

@@ -18,7 +18,8 @@ from models.state import DAY_S
 from streams.cli.argtypes import check_output_file, cli_duration_ms, parse_as_of, positive_int
 from streams.errors import UserError
 from streams.offline.evaluate import Labels, _Panel, _Panels, _panel_collector, evaluate, read_labels, roc_curve
-from streams.offline.history import first_day_of, late_start_warning, read_text
+from streams.offline.history import read_text
+from streams.offline.late_start import Arrivals, late_start_warning
 from streams.offline.parallel import DateOutput, ReadSummary, replay_text
 from streams.offline.replay import SCORE_COLUMNS, Progress, ScoreRow, load_config, open_text, timeline, with_config
 from streams.settings import MEMBER_ALERTS, Settings
@@ -125,9 +126,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     }
     print(f"backtest: {report['events']} events, {report['users']} users, {len(as_of)} as-of dates -> {result.n_rows} rows in {out}")
     print(f"  {total_s:.1f} s ({report['events_per_s']} events/s; read {read_s:.1f} s, replay {replay_s:.1f} s)")
-    start_ms, early = first_day_of(result.first_seen_ms.values())
-    late_start = late_start_warning(early, report["users"], start_ms, max(as_of))
-    if late_start:  # every user new on the file's first day (QA10 F16), of the users seen before the last as-of date
+    late_start = late_start_warning(Arrivals.of(result.first_seen_ms.values(), max(as_of)))
+    if late_start:  # users new at the file's start (QA10 F16, QA23a F6), of the users seen before the last as-of date
         logger.warning("%s", late_start)
     if labels is not None and panels is not None:
         metrics = evaluate(panels, result, labels, as_of, horizon_ms)

@@ -12,7 +12,8 @@ from models.model import ChurnModel, load_model
 from models.vocabulary import DEFAULT_SLOTS, MAX_SLOTS
 from streams.cli.argtypes import check_output_file, cli_duration_ms, parse_as_of, parse_date_ms, topic_name
 from streams.errors import UserError
-from streams.offline.history import first_day_users, late_start_warning, read_events_csv, read_labels_csv
+from streams.offline.history import read_events_csv, read_labels_csv
+from streams.offline.late_start import Arrivals, late_start_warning
 from streams.offline.replay import VocabularyConfig, load_config
 from streams.offline.train import DEPENDS, SIGNS, train, vocabulary_model
 from streams.timefmt import DAY_MS, format_day_or_time
@@ -678,9 +679,8 @@ def run(args: argparse.Namespace, settings: "Settings") -> int:
     print(f"trained {model.version} on {report['events']:,} events of {report['users']:,} users: "
           f"{report['snapshots']:,} snapshots at {report['as_of']['count']} dates, labels from {report['labels']} "
           f"({time.monotonic() - t0:.1f} s)")
-    start_ms, early = first_day_users(events)
-    late_start = late_start_warning(early, report["users"], start_ms, events[-1].ts_ms, "topic" if args.from_topic else "file")
-    if late_start:  # every user new on the history's first day (QA10 F16)
+    late_start = late_start_warning(Arrivals.of_events(events, events[-1].ts_ms), "topic" if args.from_topic else "file")
+    if late_start:  # users new at the history's start (QA10 F16, QA23a F6)
         print(f"WARNING: {late_start}")
     if report.get("held_growing"):  # the same cut: tenure and the like measure the date (QA18 F2)
         held = [n for n in report["held_growing"] if ":" not in n] + (["the lifetime volumes"] if any(":" in n for n in report["held_growing"]) else [])

@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import logging
 
-import bisect
 import contextlib
 import csv
 import gc
@@ -53,16 +52,17 @@ import math
 import operator
 import zlib
 from pathlib import Path
-from typing import IO, Collection, Final, Iterable, Iterator, Sequence
+from typing import IO, Iterable, Iterator
 
 from models.currency import currency_refusal
 from models.events import DEFAULT_TYPE_MAP, EVENT_ORDER, Event, EventType, TypeMap
 from models.intake import MAX_AMOUNT, epoch_unit_hint
 from models.subscription import Subscription
-from streams.timefmt import MIN_EVENT_MS, format_day_or_time, parse_ts_ms, ts_reader
+from streams.offline.bad_lines import BadLines, BadLinesError, RowError
+from streams.timefmt import MIN_EVENT_MS, parse_ts_ms, ts_reader
 from streams.records import content_event_id, plain_event_id
 
-__all__ = ["TEXT_ENCODING", "EventRows", "RowError", "drop_repeats", "first_day_of", "first_day_users", "header_user_column", "late_start_warning", "iter_events_csv", "numbered_events_csv", "read_events_csv", "read_labels_csv", "read_text", "readable", "repeats_line",
+__all__ = ["TEXT_ENCODING", "BadLinesError", "EventRows", "RowError", "drop_repeats", "header_user_column", "iter_events_csv", "numbered_events_csv", "read_events_csv", "read_labels_csv", "read_text", "readable", "repeats_line",
            "text_events"]
 
 logger = logging.getLogger(__name__)
@@ -73,15 +73,6 @@ _ABSENT = 1 << 62  # the index of a column the file does not have: past the end 
 _POSITIONAL = {c: i for i, c in enumerate(_COLUMNS)}  # the columns of a file without a header row
 #: What a CSV header row must name: said when a first line could not be read (EventRows._header_hint).
 CSV_COLUMNS = "user_id, ts, event_type or type (optional: amount, event_id; for subscriptions: account_id, status, plan, mrr, trial_ends, period_end, seats)"
-
-
-class RowError(ValueError):
-    """A bad row: the message names the file and line, ``lineno`` is the line (so the first bad
-    line of a file read in pieces can be told)."""
-
-    def __init__(self, message: str, lineno: int) -> None:
-        super().__init__(message)
-        self.lineno = lineno
 
 
 #: UTF-8 that skips a leading byte-order mark: Excel's "CSV UTF-8" writes one, which read as
@@ -377,7 +368,8 @@ def text_events(text: str, name: str, type_map: TypeMap = DEFAULT_TYPE_MAP,
     """The events of a whole history file's ``text`` in file order (``name`` is the file's, for
     errors and default ids). ``users`` = (first, end) keeps only the rows of user ids from
     ``first`` up to but excluding ``end`` (None: no end), in ``str`` order; rows with an empty
-    user id are always read, so that they fail. ``currency``: the deployment's (:class:`EventRows`).
+    user id are read by the first range (``first`` ""), so that they fail once. ``currency``: the
+    deployment's (:class:`EventRows`). Bad rows raise one :class:`BadLinesError` naming them all.
 
     Text without quotes, NUL or lone carriage returns is split at newlines and commas, which
     reads it exactly as the csv module does and costs a fraction; other text goes through csv.
@@ -401,6 +393,7 @@ def text_events(text: str, name: str, type_map: TypeMap = DEFAULT_TYPE_MAP,
             break
     reader = EventRows(name, index, type_map, currency)
     make, col = reader.event, reader.user_col
+    bad = BadLines(name)
     low, end = users
     every = not low and end is None
     out: list[Event] = []
@@ -411,9 +404,13 @@ def text_events(text: str, name: str, type_map: TypeMap = DEFAULT_TYPE_MAP,
                 continue
             if not every:
                 user = row[col].strip() if col < len(row) else ""
-                if user and (user < low or (end is not None and user >= end)):
+                if user < low or (end is not None and user >= end):  # an empty user id: the first range's
                     continue
-            append(make(row, lineno))
+            try:
+                append(make(row, lineno))
+            except RowError as exc:  # read on: one error names every bad line (streams.offline.bad_lines)
+                bad.add(exc)
+    bad.check()
     return out
 
 
@@ -431,20 +428,31 @@ def _gc_paused() -> Iterator[None]:
 
 
 def iter_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP, currency: str = "") -> Iterator[Event]:
-    """Events of ``path`` in file order, read as a stream; a bad row raises ValueError naming file and line."""
+    """Events of ``path`` in file order, read as a stream; bad rows raise one ValueError naming each file line."""
     for _, event in numbered_events_csv(path, type_map, currency):
         yield event
 
 
-def numbered_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP, currency: str = "") -> Iterator[tuple[int, Event]]:
+def numbered_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP, currency: str = "",
+                        bad: BadLines | None = None) -> Iterator[tuple[int, Event]]:
     """(line number, event) of ``path`` in file order (:func:`iter_events_csv` with the line, which
-    ``churnwatch publish`` names when the worker's decoder refuses the record it would send)."""
+    ``churnwatch publish`` names when the worker's decoder refuses the record it would send). Bad
+    rows are skipped and, at the end, raise one :class:`BadLinesError` naming them all; or, given
+    ``bad``, are added to it for the caller to raise with the lines it finds bad itself."""
     p = Path(path)
     reader: EventRows | None = None
+    found = BadLines(p.name) if bad is None else bad
     for lineno, row, index in _rows(p, _COLUMNS):
         if reader is None:
             reader = EventRows(p.name, index, type_map, currency)
-        yield lineno, reader.event(row, lineno)
+        try:
+            event = reader.event(row, lineno)
+        except RowError as exc:
+            found.add(exc)
+            continue
+        yield lineno, event
+    if bad is None:
+        found.check()
 
 
 def read_events_csv(path: str | Path, type_map: TypeMap = DEFAULT_TYPE_MAP, currency: str = "") -> list[Event]:
@@ -476,6 +484,9 @@ def repeats_line(repeats: int, name: str) -> str:
     return (f"{repeats:,} row{'s' * (repeats != 1)} of {name} repeat an earlier row's user, time and event id (without an "
             f"event_id column, the id derived from the row's content): counted once; if they are separate actions "
             f"(seats removed at once), give each row its own event_id")
+
+
+_TS_MS = operator.attrgetter("ts_ms")
 
 
 def drop_repeats(events: list[Event]) -> list[Event]:
@@ -513,99 +524,6 @@ Event(user_id='u1', ts_ms=6, type='view', event_id='x', amount=0.0, account_id='
     out += events[start:]
     return out
 
-
-
-_TS_MS = operator.attrgetter("ts_ms")
-
-
-def first_day_users(events: Sequence[Event]) -> tuple[int, int]:
-    """(the first event's time, how many users have an event within LATE_START_WINDOW_MS of it) of
-    ``events`` sorted by ``EVENT_ORDER``, billing statements left out as the users' counts leave
-    them out: for :func:`late_start_warning`. Reads the first day's events only (a bisection finds
-    its end), not the whole history again.
-
-    >>> first_day_users([Event("a", 5, "view", "x"), Event("b", 6, "view", "y"), Event("a", 7, "view", "z"), Event("c", 86_400_005, "view", "w")])
-    (5, 2)
-    """
-    active = (ev for ev in events if ev.subscription is None)
-    first = next(active, None)
-    if first is None:
-        return 0, 0
-    end = bisect.bisect_left(events, first.ts_ms + LATE_START_WINDOW_MS, key=_TS_MS)
-    return first.ts_ms, len({ev.user_id for ev in itertools.islice(events, end) if ev.subscription is None})
-
-
-def first_day_of(first_ms: Collection[int]) -> tuple[int, int]:
-    """:func:`first_day_users` from each user's first event time (the backtest's
-    ``Replay.first_seen_ms``, which the replay fills anyway).
-
-    >>> first_day_of([5, 6, 86_400_005])
-    (5, 2)
-    """
-    if not first_ms:
-        return 0, 0
-    start = min(first_ms)
-    return start, sum(1 for t in first_ms if t < start + LATE_START_WINDOW_MS)
-
-
-#: :func:`late_start_warning` speaks when at least this share of a file's users, and at least
-#: LATE_START_MIN_USERS of them, have their first event within LATE_START_WINDOW_MS of the file's
-#: first event, and the users counted span LATE_START_MIN_SPAN_MS or more. A history exported from
-#: each user's first activity holds there only the users who signed up that day: about 1/D of them
-#: for a D-day history with steady sign-ups (2% of QA10's complete 119-day notes.csv), and even a
-#: launch-day crowd is rarely a third of the users. An export cut after its users signed up puts
-#: there every user active that day: 59% (182 of 307) of QA10 F16's export cut at October 1, whose
-#: users had been active since August; a third or more for any product whose daily users are a third
-#: of its base. The minimum keeps a handful of users in a sample file from speaking; over less than
-#: three days (a backtest whose last as-of date is a day or two after the file's start: it counts
-#: the users seen before it) a third of any history's users can be first-day ones, and the share
-#: tells nothing. (QA10's own repro, backtest --as-of 2026-10-08 on the October export: 6.9 days.)
-LATE_START_SHARE = 0.30
-LATE_START_MIN_USERS = 20
-LATE_START_WINDOW_MS = 86_400_000
-LATE_START_MIN_SPAN_MS = 3 * 86_400_000
-
-
-#: What :func:`late_start_warning` says of a history file and of the topic's retained history:
-#: (its first event, why it starts late, what to do).
-_LATE_START_WORDS: Final[dict[str, tuple[str, str, str]]] = {
-    "file": ("the file's first event", "the export probably starts after they signed up",
-             "export each user's history from their first activity (see"),
-    # publish: the file may be the next part of a history the topic already holds (QA16 F9: part 2 of
-    # a history was told its users "will all look new" and to withhold its alerts)
-    "publish": ("the file's first event", "unless the events topic already holds their earlier events (a history "
-                "published in parts), the export probably starts after they signed up",
-                "export each user's history from their first activity (see"),
-    "topic": ("the topic's first retained event", "the retained history probably starts after they signed up (a history "
-              "published cut, or its start past the topic's retention)",
-              "train on an export of each user's history from their first activity (--events FILE; see"),
-}
-
-
-def late_start_warning(early: int, users: int, start_ms: int, end_ms: int, source: str = "file") -> str | None:
-    """One line when a history file probably starts after its users signed up (QA10 F16: an export
-    of "the last N months" made every user new on its first day: at-risk alerts in the first week for
-    83% of them, with tenure reasons); None otherwise. ``early`` of the file's ``users`` have their first
-    event within LATE_START_WINDOW_MS of its first event, at ``start_ms``; ``end_ms``: the last
-    time the users counted were looked at (the last event, or the backtest's last as-of date).
-    ``source`` "topic": the history is what the events topic retains (``train --from-topic``),
-    which starts late when a history was published cut or its start is past the topic's retention;
-    "publish": a file sent to the topic, which may continue a history the topic already holds.
-
-    >>> day = 86_400_000
-    >>> print(late_start_warning(20, 60, 1_790_812_800_000, 1_790_812_800_000 + 30 * day))
-    20 of 60 users (33%) have their first event within 24 hours of the file's first event (2026-10-01): the export probably starts after they signed up; they will all look new (stage new, day-one at-risk alerts, reasons such as "active on a single day so far"); export each user's history from their first activity (see docs/OPERATE.md, "Onboarding a product's history")
-    >>> late_start_warning(19, 24, 0, 30 * day), late_start_warning(20, 67, 0, 30 * day), late_start_warning(20, 20, 0, 2 * day)
-    (None, None, None)
-    >>> print(late_start_warning(20, 60, 1_790_812_800_000, 1_790_812_800_000 + 30 * day, "topic"))
-    20 of 60 users (33%) have their first event within 24 hours of the topic's first retained event (2026-10-01): the retained history probably starts after they signed up (a history published cut, or its start past the topic's retention); they will all look new (stage new, day-one at-risk alerts, reasons such as "active on a single day so far"); train on an export of each user's history from their first activity (--events FILE; see docs/OPERATE.md, "Onboarding a product's history")
-    """
-    if early < LATE_START_MIN_USERS or early < LATE_START_SHARE * users or end_ms - start_ms < LATE_START_MIN_SPAN_MS:
-        return None
-    first, cut, remedy = _LATE_START_WORDS[source]
-    return (f"{early:,} of {users:,} users ({early / users:.0%}) have their first event within 24 hours of {first} "
-            f"({format_day_or_time(start_ms)}): {cut}; they will all look new (stage new, day-one at-risk alerts, reasons "
-            f"such as \"active on a single day so far\"); {remedy} docs/OPERATE.md, \"Onboarding a product's history\")")
 
 
 def read_labels_csv(path: str | Path) -> dict[str, int]:

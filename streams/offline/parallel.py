@@ -32,7 +32,8 @@ from typing import Any, Callable, Sequence
 from models.engine import Alert
 from models.events import EVENT_ORDER, Event, TypeMap
 from models.model import ChurnModel
-from streams.offline.history import RowError, drop_repeats, header_user_column, text_events
+from streams.offline.bad_lines import BadLines
+from streams.offline.history import BadLinesError, drop_repeats, header_user_column, text_events
 from streams.offline.replay import Progress, Replay, ScoreRow, replay_users
 
 __all__ = ["DateOutput", "ReadSummary", "replay_text", "user_ranges"]
@@ -59,16 +60,21 @@ class ReadSummary:
     first_ms: int | None = None  # earliest and latest event time
     last_ms: int | None = None
     plot_events: list[Event] = field(default_factory=list)  # the events of the user asked for, if any
-    error: tuple[int, str] | None = None  # the first bad row: (line number, message)
+    bad: BadLines | None = None  # the bad rows (streams.offline.bad_lines)
+    error: str | None = None  # a file error of no line (the header)
 
     def add(self, other: "ReadSummary") -> None:
-        """Fold another shard's summary in (the earliest error wins)."""
+        """Fold another shard's summary in (every shard's bad rows; each row is read by one shard)."""
         self.n_events += other.n_events
         if other.first_ms is not None:
             self.first_ms = other.first_ms if self.first_ms is None else min(self.first_ms, other.first_ms)
             self.last_ms = other.last_ms if self.last_ms is None else max(self.last_ms, other.last_ms)  # type: ignore[type-var]
         self.plot_events.extend(other.plot_events)
-        if other.error is not None and (self.error is None or other.error[0] < self.error[0]):
+        if other.bad is not None:
+            if self.bad is None:
+                self.bad = BadLines(other.bad.name)
+            self.bad.add_all(other.bad)
+        if other.error is not None:
             self.error = other.error
 
 
@@ -118,14 +124,14 @@ class _Shard:
         self.read_cpu_s = 0.0
 
     def read(self) -> ReadSummary:
-        """Parse this shard's rows (a bad row ends the reading with its line) and sort them."""
+        """Parse this shard's rows (bad rows end the reading, each said) and sort them."""
         started = time.process_time()
         try:
             events = text_events(self.text, self.name, self.type_map, self.users, self.currency)
-        except RowError as exc:
-            return ReadSummary(error=(exc.lineno, str(exc)))
+        except BadLinesError as exc:
+            return ReadSummary(bad=exc.bad)
         except ValueError as exc:  # the header: no line of its own
-            return ReadSummary(error=(0, str(exc)))
+            return ReadSummary(error=str(exc))
         gc.freeze()  # every event lives to the end: keep them out of every collection from here on
         events.sort(key=EVENT_ORDER)
         events = drop_repeats(events)
@@ -172,7 +178,7 @@ def _serve(shard: _Shard, conn: Connection) -> None:
     try:
         summary = shard.read()
         conn.send(("read", summary))
-        if summary.error is not None:
+        if summary.error is not None or summary.bad is not None:
             return
         result = shard.replay(lambda i, out: conn.send(("date", i, out)), lambda f: conn.send(("step", f)))
         conn.send(("done", result))
@@ -225,7 +231,9 @@ def replay_text(
 
 def _checked(summary: ReadSummary) -> ReadSummary:
     if summary.error is not None:
-        raise ValueError(summary.error[1])
+        raise ValueError(summary.error)
+    if summary.bad is not None:
+        summary.bad.check()
     return summary
 
 

@@ -93,7 +93,7 @@ from models.vocabulary import CANCEL, CANCEL_REQUEST, DEFAULT_SLOTS, GRIEVANCE_R
 from models.signals import REORDER_LATE_CHANCE
 from models.state import DAY_S, DECAY_DAYS, UserState
 from models.temperature import VISIT_KEY, calibrated
-from streams.offline.history import first_day_of, late_start_warning
+from streams.offline.late_start import Arrivals, late_start_warning
 from streams.offline.returns import long_returns
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -543,7 +543,7 @@ def growing_caps(names: Sequence[str], X: np.ndarray) -> dict[str, float]:
 def held_growing(per_user: Mapping[str, Sequence[Event]], names: Sequence[str], default: Mapping[str, float],
                  end_ms: int) -> dict[str, float]:
     """The growing features (models.risk.grows_with_time) and the default's weights they keep, not fitted,
-    when the history probably starts after its users signed up (streams.offline.history's
+    when the history probably starts after its users signed up (streams.offline.late_start's
     late_start_warning, the WARNING train prints); {} otherwise. Why: in such a history every
     existing user's tenure and active days count from its first day, so they measure the date,
     not the user; what churned late in the history had more of both by construction, and the fit
@@ -560,8 +560,7 @@ def held_growing(per_user: Mapping[str, Sequence[Event]], names: Sequence[str], 
     """
     firsts = [min(e.ts_ms for e in active) for active in
               ([e for e in evs if e.subscription is None] for evs in per_user.values()) if active]
-    start, early = first_day_of(firsts)
-    if late_start_warning(early, len(firsts), start, end_ms) is None:
+    if late_start_warning(Arrivals.of(firsts, end_ms)) is None:
         return {}
     return {name: float(default.get(name, 0.0)) for name in names if grows_with_time(name)}
 
