@@ -267,7 +267,8 @@ def fit(
         )
     best = min(results, key=lambda res: float(res.fun))
     polished = optimize.minimize(
-        objective, best.x, method="Nelder-Mead", options={"xatol": 1e-9, "fatol": 1e-13, "maxiter": 4000}
+        objective, best.x, method="Nelder-Mead", bounds=bounds,  # the search's bounds (models.mbgnbd.fit)
+        options={"xatol": 1e-9, "fatol": 1e-13, "maxiter": 4000},
     )
     final = polished if polished.fun <= best.fun else best
     r, alpha, a, b = (float(v) for v in np.exp(final.x))

@@ -170,3 +170,18 @@ def test_the_compiled_temperatures_formula_is_bgnbds(r: float, alpha: float, a: 
         assert _bits(module.rate_hit_of, r, alpha, x, T, t) == want_rate
         assert _bits(module.p_active_within_of, r, alpha, a, b, x, t_x, T, t) == want
         assert _bits(module.p_active_within, module.BgNbdParams(r, alpha, a, b), x, t_x, T, t) == want
+
+
+@pytest.mark.parametrize("fit", [mbgnbd.fit, __import__("models.bgnbd", fromlist=["fit"]).fit], ids=["mbgnbd", "bgnbd"])
+def test_a_cohort_with_no_dropout_keeps_the_fit_inside_its_bounds(fit) -> None:  # type: ignore[no-untyped-def]
+    """Users who all come every week and none leave push the dropout parameters to zero: the
+    Nelder-Mead polish, unbounded, ended at a = 5.8e-231, b = 2.6e-97, and a review's
+    ``log(a / (b + x))`` raised a math domain error in ``churnwatch train`` (2026-12-05)."""
+    x = [12] * 150
+    t_x = [84.0] * 150
+    T = [84.0 + i % 7 for i in range(150)]
+    p = fit(x, t_x, T).params
+    low, high = math.exp(-mbgnbd._LOG_BOUND), math.exp(mbgnbd._LOG_BOUND)
+    assert all(low * 0.999 <= v <= high * 1.001 for v in (p.r, p.alpha, p.a, p.b))
+    alive = mbgnbd.p_alive_of(p.r, p.alpha, p.a, p.b, 12.0, 84.0, 120.0)
+    assert 0.0 < alive <= 1.0
