@@ -87,7 +87,10 @@ and that the silent user still pays);
 in the renewal's grace, the day after the last day paid for (models.signals.RENEWAL_GRACE_S:
 renewals are stated at or after the end), still "renewal due today (paid through 2020-05-02)";
 past the grace with no renewal stated, first: "paid period ended 1 day ago (2020-05-02), no
-renewal stated".
+renewal stated". A plan cancelled while its period is still paid renews not: no renewal is said,
+the cancellation says until when the plan is paid, on any plan, "cancelled today; paid through
+2027-05-31 (in 179 days)" (2026-12-05: annual subscribers read "cancelled today", then "renewal
+due in 179 days (paid through 2027-05-31)"), as a cancellation scheduled at the period end does.
 
 Counts of events are said in whole events, singular or plural as a person writes them ("only about
 1 event in recent weeks", not "only 1.0 events": :func:`_whole` says why and how they round),
@@ -585,6 +588,17 @@ def _days(x: float) -> str:
     """
     n = _round_even(x)
     return f"{n} day" if n == 1 else f"{n} days"
+
+
+def _lasted(x: float) -> str:
+    """How long a stage the user left lasted, ``x`` days: "less than a day" where :func:`_days`
+    would say "0 days" (a stage left within 12 hours: cancelled at noon, back at midnight, read
+    "came back after 0 days as churned"), else :func:`_days`.
+
+    >>> _lasted(0.5), _lasted(0.6), _lasted(9.2)
+    ('less than a day', '1 day', '9 days')
+    """
+    return "less than a day" if _round_even(x) == 0 else _days(x)
 
 
 def _every(gap_days: float) -> str:
@@ -1122,7 +1136,9 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
     if key == "cancelled":  # in the product's word when it has one (models.vocabulary.Vocabulary.cancel_name)
         days = sig.cancelled_days
         what = (c or model.compiled).vocabulary.cancel_name() or "cancelled"
-        return f"{what} today" if days < 1.0 else f"{what} {_days(days)} ago"
+        text = f"{what} today" if days < 1.0 else f"{what} {_days(days)} ago"
+        # a period still paid: when the plan ends, not a renewal (a cancelled plan renews not)
+        return f"{text}; {_paid_left(sig.period_end_s, sig.now_s)}" if sig.period_end_s > 0 and paid_period_runs(sig) else text
     if key == "silence":
         if sig.active_days >= 3:
             return f"no visit for {sig.visit_overdue:.1f}x the usual interval of {sig.visit_gap_days:.1f} days"
@@ -1165,7 +1181,7 @@ def _text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StayS
         return f"recent gaps between active days {_gap_ratio(sig):.1f}x the usual {sig.visit_gap_days:.1f} days"
     if key == "back":
         days = (sig.now_s - st.stage_since_s) / DAY_S
-        return f"came back after {_days(days)} as churned" if st.stage_name == "churned" else f"came back {_ago(days)}"
+        return f"came back after {_lasted(days)} as churned" if st.stage_name == "churned" else f"came back {_ago(days)}"
     if key == "new":
         return f"new user, first seen {_ago(sig.age_days)}"
     if key == "settled":  # what ends "new" (models.lifecycle rule 4): past new_days, a second active day
@@ -1184,8 +1200,8 @@ def _stage_fact(stage: str, st: UserState, sig: Signals, temperature: tuple[floa
         return ("back", 0.0, _text("back", st, sig, temperature, model))
     days = (sig.now_s - st.stage_since_s) / DAY_S
     if st.stage_name in ("dormant", "churned"):  # a return, worded as "back" words one from churned
-        return ("stage_left", 0.0, f"came back after {_days(days)} as {st.stage_name}")
-    return ("stage_left", 0.0, f"{stage} again after {_days(days)} {st.stage_name}")
+        return ("stage_left", 0.0, f"came back after {_lasted(days)} as {st.stage_name}")
+    return ("stage_left", 0.0, f"{stage} again after {_lasted(days)} {st.stage_name}")
 
 
 def _good_text(key: str, st: UserState, sig: Signals, temperature: tuple[float, StaySource], model: "ChurnModel") -> str:
@@ -1383,8 +1399,9 @@ def explain(
         found.append((_FIRST, "cancelled", _text("cancelled", st, sig, temperature, model), ""))
         if not st.n_events:  # a cancellation alone (models.state.tracked): no use of the product to
             return _shown(found, 1.0, st, sig, values, temperature, model, True, c)  # tell ("active on a single day", "0 kinds")
-    # a known renewal within the horizon (or past), or of a long plan at any distance (QA23a F3: the save call's deadline)
-    renewal = sig.period_end_s > 0 and _renewal_news(st, sig)
+    # a known renewal within the horizon (or past), or of a long plan at any distance (QA23a F3: the save call's deadline);
+    # none of a cancelled plan still paid: its cancellation says until when (_text), no renewal is due
+    renewal = sig.period_end_s > 0 and _renewal_news(st, sig) and not (sig.cancelled and paid_period_runs(sig))
     if renewal:
         due = paid_period_runs(sig)  # a renewal to come is context; a period ended unrenewed, news
         found.append((_CONTEXT if due else _RENEWAL, "renewal", _renewal_text(sig, model, True), ""))
@@ -1451,10 +1468,17 @@ def _paid_days_left(end_s: int, now_s: int) -> str:
     return "today" if n == 0 else f"in {n} day{'s' if n != 1 else ''}"
 
 
+def _paid_left(end_s: int, now_s: int) -> str:
+    """The paid period a user who is leaving still has, in words: "paid through 2026-03-03 (in 24
+    days)"; of a scheduled cancellation (:func:`_scheduled_text`) and of a cancellation while a
+    paid period runs ("cancelled today; paid through ...", :func:`_text`)."""
+    return f"paid through {_paid_through(end_s)} ({_paid_days_left(end_s, now_s)})"
+
+
 def _scheduled_text(sig: Signals) -> str:
     """A pending cancellation at the period end in words, the paid days left counted as a renewal's
     (:func:`_renewal_text`): "asked to cancel; paid through 2026-03-03 (in 24 days)"."""
-    return f"asked to cancel; paid through {_paid_through(sig.cancel_at_s)} ({_paid_days_left(sig.cancel_at_s, sig.now_s)})"
+    return f"asked to cancel; {_paid_left(sig.cancel_at_s, sig.now_s)}"
 
 
 def _credit_first(found: list[tuple[float, str, str, str]], st: UserState, sig: Signals, c: CompiledModel) -> None:

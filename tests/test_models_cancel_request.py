@@ -2,7 +2,7 @@
 ``cancel_at_period_end``): the user stays a customer until the period ends, gets one at-risk
 alert at the request ("asked to cancel; paid through ..."), a save action, the top of the save
 list, churns at the period end, and a renewal before it withdraws the request. Declared as
-``cancel`` the same request churned the user at once ("cancelled today", win back).
+``cancel`` the same request churned the user at once ("cancelled today; paid through ...", win back).
 
 A monthly subscriber (12.99) who visits daily for 40 days, statements on days 0 and 30 (paid
 through day 60), asks to cancel on day 42 (``cancel_requested``); billing says ``cancelled`` at
@@ -58,10 +58,12 @@ def test_a_request_opens_one_save_alert_and_churns_at_the_period_end() -> None:
 
 
 def test_declared_as_cancel_the_request_churned_at_once() -> None:
-    """What QA23a saw (the role that fitted nothing else): churned at the request."""
+    """What QA23a saw (the role that fitted nothing else): churned at the request; the paid period
+    said as the request's is, no renewal (2026-12-05: a cancelled plan does not renew)."""
     out = advance("u", None, _subscriber(), T0_MS + 70 * DAY_MS, AS_CANCEL)
     churned = [a for a in out.alerts if a.scores.stage == "churned"]
-    assert churned and churned[0].event_time_ms == REQUEST_MS and churned[0].scores.reasons[0] == "cancelled today"
+    assert churned and churned[0].event_time_ms == REQUEST_MS
+    assert churned[0].scores.reasons[0] == "cancelled today; paid through 2026-03-01 (in 17 days)", churned[0].scores.reasons
 
 
 def test_while_the_period_runs_the_requester_is_a_customer_at_the_top_of_the_save_list() -> None:

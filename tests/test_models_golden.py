@@ -96,6 +96,14 @@ it closes the case, as ``account_recovered`` does); it was the quadrant's, ``ups
 / ``none`` in 248 / 22 / 9 of seed 2's 279 recovered alerts and 230 / 17 / 6 of seed 3's 253.
 ``golden_masked changes OLD NEW recovered '*,*' action``: 270 / 247 alerts changed, all recovered
 ones, in ``action`` only; the same alert ids, every score and every state identical.
+
+2026-12-05 (cancelwords): a stage left within 12 hours lasted "less than a day", not "0 days"
+(models.reasons._lasted). ``golden_masked reworded OLD NEW '^came back after 0 days as churned$'
+'^came back after less than a day as churned$'`` (facc8be against the new code): 1 alert of each
+run changed (a ``churned -> reactivated`` change of a user who cancelled and came back hours later),
+in that reason only; the same alert ids, every score and every state identical. The cancellation
+that now says until when a plan is paid ("cancelled today; paid through ...") changes nothing here:
+no golden user cancels while a paid period runs.
 """
 
 from __future__ import annotations
