@@ -309,17 +309,17 @@ def _byte1_flags(byte1: int) -> int:
     return (byte1 & 0xC0) << _TRIAL_SHIFT | (byte1 & 0x08) << _PAID_SHIFT
 
 
-def never_paid(flags: int, n_purchases: int) -> bool:
-    """Whether a user with ``flags`` and ``n_purchases`` never paid at all: no purchase on record,
-    no paying subscription statement of their own ever (:data:`EVER_PAID`), no trial (a trial
-    that never paid is counted as one: :data:`NEVER_PAID_TRIAL`, never twice) and no company
-    account (a member's billing is the account's, :data:`ACCOUNT_MEMBER`). The user churn counts
-    them apart (QA24a F4: a publisher's free registered readers).
+def never_paid(st: "UserState") -> bool:
+    """Whether the user of ``st`` never paid at all: no purchase on record (``n_purchases``, its
+    ``revenue``), no paying subscription statement of their own ever (:data:`EVER_PAID`), no trial
+    (a trial that never paid is counted as one: :data:`NEVER_PAID_TRIAL`, never twice) and no
+    company account (a member's billing is the account's, :data:`ACCOUNT_MEMBER`). The user churn
+    counts them apart (QA24a F4: a publisher's free registered readers).
 
-    >>> never_paid(0, 0), never_paid(EVER_PAID, 0), never_paid(0, 1), never_paid(TRIAL_LOST, 0), never_paid(ACCOUNT_MEMBER, 0)
-    (True, False, False, False, False)
+    >>> [never_paid(UserState(flags=f)) for f in (0, EVER_PAID, TRIAL_LOST, ACCOUNT_MEMBER)], never_paid(UserState(n_purchases=1))
+    ([True, False, False, False], False)
     """
-    return n_purchases == 0 and flags & (EVER_PAID | NEVER_PAID_TRIAL | ACCOUNT_MEMBER) == 0
+    return st.n_purchases == 0 and st.revenue <= 0.0 and st.flags & (EVER_PAID | NEVER_PAID_TRIAL | ACCOUNT_MEMBER) == 0
 #: After a resume (a paying statement that ends a pause: :func:`_state_period_end`), no at-risk
 #: alert opens for this long: the 4-week counters' mean life, what the pause's silence takes to
 #: leave them (QA22a F2; with a week, 50 of 109 resumed viewers who watched again were alerted

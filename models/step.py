@@ -491,7 +491,7 @@ def tally_delta(old: UserState | None, new: UserState | None, alerts: list[Alert
             out[k] = out.get(k, 0.0) + float(alert.revenue)
             if new is not None and new.flags & NEVER_PAID_TRIAL:  # of them, a trial that never paid (QA23a F2)
                 _add(out, "churned_trial:" + day, 1)
-            elif new is not None and never_paid(new.flags, new.n_purchases):  # or one who never paid at all (QA24a F4)
+            elif new is not None and never_paid(new):  # or one who never paid at all (QA24a F4)
                 _add(out, "churned_free:" + day, 1)
         elif alert.previous_stage == "churned" and churn_day >= 0:  # back: counted under its churn's day (QA22b F5)
             _add(out, "back:" + day_name(churn_day), 1)

@@ -36,7 +36,7 @@ def test_a_cancelled_subscriber_stays_one_who_paid_in_the_bytes_of_a_record_with
     assert st.flags & EVER_PAID and st.flags & PAYS_SUBSCRIPTION
     apply_event(st, _sub("s", T0 + 30 * DAY, "cancelled"))
     apply_event(st, _sub("s", T0 + 31 * DAY, "active", 0))  # the free plan after it
-    assert st.flags & EVER_PAID and not st.flags & PAYS_SUBSCRIPTION and not never_paid(st.flags, st.n_purchases)
+    assert st.flags & EVER_PAID and not st.flags & PAYS_SUBSCRIPTION and not never_paid(st)
     plain = st.copy()
     plain.flags &= ~EVER_PAID
     assert len(st.to_bytes()) == len(plain.to_bytes()), "EVER_PAID costs no byte: byte 1's bit 3"
@@ -66,7 +66,7 @@ def test_churned_users_who_never_paid_are_counted_apart_from_trials_and_payers()
     for out in (free, paid, trial):
         assert [a for a in out.alerts if a.kind == "stage_changed" and a.scores.stage == "churned"], out.alerts
         count_delta(None, out.state, out.alerts, stats, day_name)
-    assert never_paid(free.state.flags, 0) and not never_paid(paid.state.flags, 0) and not never_paid(trial.state.flags, 0)
+    assert never_paid(free.state) and not never_paid(paid.state) and not never_paid(trial.state)
     counts = {p: sum(v for k, v in stats.items() if k.startswith(p + ":")) for p in ("churned", "churned_trial", "churned_free")}
     assert counts == {"churned": 3, "churned_trial": 1, "churned_free": 1}, stats
     s = churn_summary(stats, (T0 + 200 * DAY) // 1000, 200)
