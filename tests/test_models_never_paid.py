@@ -75,6 +75,9 @@ def test_churned_users_who_never_paid_are_counted_apart_from_trials_and_payers()
     assert abs(s.rate_others - s.rate / 3) < 1e-12
     assert churned_split_text(figures) == (f"1 of them trials that never paid and 1 never paid at all; the other 1 = "
                                            f"{100 * s.rate_others:.1f}%")
+    from streams.cli.churn_rate import _split  # churn-rate's sentence: "N users churned = x% of M active at the start, ..."
+
+    assert _split(figures) == ", " + churned_split_text(figures) and _split({**figures, "churned_trials": 0, "churned_never_paid": 0}) == ""
 
 
 def test_the_win_back_list_puts_former_subscribers_first_and_leaves_a_product_without_plans_as_it_was() -> None:
