@@ -73,7 +73,7 @@ from models.model import ChurnModel
 from models.signals import Signals, compute_signals, paid_period_passes_s, paid_period_runs
 from models.risk import combine, leave_probability, savable
 from models.scoring import Assessment, Scores, SilentRisk, assess, leave_at, scores_from
-from models.state import DAY_S, STAGES, UserState, scheduled_cancel_s
+from models.state import DAY_S, EVER_PAID, STAGES, UserState, scheduled_cancel_s
 from models.temperature import p_back_within, p_stay, stay_after
 
 __all__ = ["JUDGED", "LAPSED", "REACH_SCALE", "REACHABLE", "Ranked", "ListKind", "activity_by_kind", "budget_size", "daily_list", "on_save_list",
@@ -209,14 +209,21 @@ def rank_above(score: float) -> float:
     return min((math.floor(100.0 * score + 0.5 + 1e-9) + 1) / _RANK_SPAN, 1.0)
 
 
-def win_back_key(a: Assessment, st: UserState, model: ChurnModel) -> tuple[float, int]:
-    """The win-back list's order, highest first: the temperature as shown, in whole points (the
-    chance the user is back within the horizon), then what the user was worth
+def win_back_key(a: Assessment, st: UserState, model: ChurnModel) -> tuple[int, float, int]:
+    """The win-back list's order, highest first: first the users whose own paid plan once paid
+    (models.state EVER_PAID: a former subscriber, 1; else 0), then the temperature as shown, in
+    whole points (the chance the user is back within the horizon), then what the user was worth
     (:func:`win_back_value`); equal keys by user id, the last in byte order first (the at-risk
     index's order of equal scores, Redis's ZREVRANGE: the console's pages and ``top -n`` read it in
     blocks, and a block cut among equals in another order made ``-n 20`` no prefix of ``-n 50``,
     QA19 F10). Whole points, as the column reads: a shop's lapsed customers all read temperature
     0 and were ordered by hundredths of a point nobody sees, 11.90 of spend ahead of 62.60 (QA17 F12).
+    Former subscribers first (QA24a F9): a publisher's default list put 37 free readers who never
+    paid before its first former subscriber (the value below counts purchases, and a subscription
+    is none). Ever-paid, not the MRR lost (``top --win-back --by mrr`` orders by that): within the
+    former subscribers the chance of coming back still leads, so a list cut at ``-n`` holds the
+    payers likeliest to return, not only the dearest plans. A product without paid plans (a shop of
+    purchases, a free app) has no such user, and its order is as before.
 
     >>> from models.model import ChurnModel
     >>> m, day = ChurnModel(), 86_400
@@ -226,7 +233,7 @@ def win_back_key(a: Assessment, st: UserState, model: ChurnModel) -> tuple[float
     >>> win_back_key(assess(loyal, now, m), loyal, m) > win_back_key(assess(signup, now, m), signup, m)
     True
     """
-    return float(round(100.0 * p_back_within(a.signals, model)[0])), win_back_value(st)
+    return 1 if st.flags & EVER_PAID else 0, float(round(100.0 * p_back_within(a.signals, model)[0])), win_back_value(st)
 
 
 #: :func:`win_back_value`'s fields: bits each, highest first (spend, active days, day of leaving).
@@ -255,13 +262,15 @@ _VALUE_SPAN: Final[int] = 1 << sum(_VALUE_BITS)
 
 
 def win_back_score(a: Assessment, st: UserState, model: ChurnModel) -> float:
-    """:func:`win_back_key` as one number, in the at-risk index's scale: 1 + (the whole-point
-    temperature + :func:`win_back_value` scaled below 1) / 100, in [1, 2.01). Strictly in the
-    key's order (each step is exact in a double). A lapsed user's temperature only falls in
-    silence, so this live score is at most the one their last review put in the index: the
-    console reads blocks of the index until the block's last entry is below the rows to show."""
-    point, value = win_back_key(a, st, model)
-    return 1.0 + (point + 0.99 * value / _VALUE_SPAN) / 100.0
+    """:func:`win_back_key` as one number, in the at-risk index's scale: 1 + 1.01 for a former
+    subscriber + (the whole-point temperature + :func:`win_back_value` scaled below 1) / 100, in
+    [1, 2.01) for the others, [2.01, 3.02) for former subscribers. Strictly in the key's order
+    (each step is exact in a double). A lapsed user's temperature only falls in silence, and the
+    ever-paid mark is set by a statement (a review) and never cleared, so this live score is at
+    most the one their last review put in the index: the console reads blocks of the index until
+    the block's last entry is below the rows to show."""
+    paid, point, value = win_back_key(a, st, model)
+    return 1.0 + 1.01 * paid + (point + 0.99 * value / _VALUE_SPAN) / 100.0
 
 
 #: Days in a month on average (365.25 / 12): :func:`monthly_spend` is per month, as MRR is.
@@ -309,7 +318,8 @@ def index_score(a: Assessment, st: UserState, model: ChurnModel) -> float:
     """The user's score in the at-risk index (users with an open at-risk alert, one sorted set per
     bucket: the console's *save* and *win back* pages, ``churnwatch top -n`` and ``--win-back
     -n``, streams.console.data), taken at the user's last review (``a``, of ``st``): a lapsed user
-    1 + (the whole-point temperature + :func:`win_back_value` scaled below 1) / 100, at least 1,
+    :func:`win_back_score` (former subscribers first, then the whole-point temperature and
+    :func:`win_back_value` scaled below 1), at least 1,
     so the lapsed head every bucket in :func:`win_back_key`'s order exactly (a block of the index
     cut among users of equal temperature holds the most valuable of them: QA19 F10); any other
     :func:`save_rank` (below 1, in save order)."""

@@ -42,8 +42,13 @@ What an alert says follows from what it announces (``purpose``):
   the risk down, so such ``new -> active`` alerts said nothing at all (24 in the 2,000-user
   backtest of docs/SCORES.md), and an alert must always say why; the CI profile's property test
   then found a ``reactivated -> active`` one with nothing to say, hence every stage change.
-- ``scores`` (live scores: the console, ``score``): as ``at_risk``, with the stage's own story
-  (back after a break, new) last, and nothing when nothing pushes the risk up.
+- ``scores`` (live scores: the console, ``score``, the save and win-back lists' rows): as
+  ``at_risk``, with the stage's own story (back after a break, new) last, and nothing when
+  nothing pushes the risk up, unless an at-risk alert is still open: then what holds it open
+  (:func:`_still_open_text`: "at-risk alert open since 2026-10-25: activity at 62% of the
+  user's usual level, it closes at 90%"). Why (QA24a F6): 14 of the 57 rows of a publisher's
+  save list said nothing, readers whose risk had fallen to 0.4-5% while the alert stayed open
+  by the documented rule (it closes once their activity is back at their own level).
 
 Every feature a model can weigh has words (:func:`feature_key`; tests/test_models_reasons.py
 fails for a feature added without them). The per-type features of models.risk speak the
@@ -1422,6 +1427,8 @@ def explain(
         elif purpose == "at_risk":  # a change to declining has the lifecycle's cause to tell instead (below)
             risk = combine(p_stay, leave)
             found.append((0.0, "small_signs", f"risk {100.0 * risk:.0f}% within {model.horizon_days:.0f} days from many small signs, none large", ""))
+        elif purpose == "scores" and st.at_risk_since_s:  # a list's row: why it is still listed (QA24a F6)
+            found.append((0.0, "still_open", _still_open_text(st, sig), ""))
     if sig.in_trial and purpose != "declining":  # the user's plan is a trial: the context, as a renewal's (QA23a F1)
         found.append((_CONTEXT, "trial", _TRIAL_TEXT, ""))
     if purpose == "scores":
@@ -1458,6 +1465,21 @@ def explain(
         found.insert(0, (_FIRST, "cancel_scheduled", _scheduled_text(sig), ""))
     _renewal_shown(found)
     return _shown(found, 1.0, st, sig, values, temperature, model, True, c)
+
+
+def _still_open_text(st: UserState, sig: Signals) -> str:
+    """Why a user no factor holds at risk is still on the save or win-back list: their at-risk
+    alert is open, and it closes only once their own activity is back at their usual level
+    (models.engine._may_close, models.lifecycle.back_share at RETURN_SHARE): "at-risk alert open
+    since 2026-10-25: activity at 62% of the user's usual level, it closes at 90%"; where the
+    activity is back, the alert waits for the next review that finds the risk low, out of
+    declining: "at-risk alert open since 2026-10-25: activity back at the user's usual level,
+    it closes when the risk stays low"."""
+    since = f"at-risk alert open since {_day(st.at_risk_since_s)}"
+    share = back_share(sig)
+    if share < RETURN_SHARE:
+        return f"{since}: activity at {100.0 * share:.0f}% of the user's usual level, it closes at {100.0 * RETURN_SHARE:.0f}%"
+    return f"{since}: activity back at the user's usual level, it closes when the risk stays low"
 
 
 def _paid_days_left(end_s: int, now_s: int) -> str:

@@ -48,8 +48,8 @@ paid period before).
 
 Flags (``flags``, one bit each: :data:`PAYS_SUBSCRIPTION` (1), :data:`ACCOUNT_MEMBER` (2),
 :data:`VISIT_CONTINUED` (4), :data:`STAGE_HELD` (8), :data:`LONG_PERIOD` (16), :data:`GRIEVANCE` (32),
-:data:`GRIEVANCE_LATEST` (64), :data:`TRIAL` (256) and :data:`TRIAL_LOST` (512)) keep what the
-counters cannot say:
+:data:`GRIEVANCE_LATEST` (64), :data:`TRIAL` (256), :data:`TRIAL_LOST` (512) and
+:data:`EVER_PAID` (1024)) keep what the counters cannot say:
 
 - :data:`PAYS_SUBSCRIPTION`: the user's latest ``subscription`` statement pays (``active`` or
   ``past_due`` with an MRR above 0; :func:`_state_period_end`), and :data:`ACCOUNT_MEMBER`: the
@@ -82,6 +82,13 @@ counters cannot say:
   after their cancellation. No byte more than the same user's record without them. The trial's
   end is not kept: 2 bytes a trial user (format 8's period end, which the exit gate reads), and a
   population with a period end is measured at 302 bytes a user, over the budget of 300.
+- :data:`EVER_PAID`: a ``subscription`` statement of the user's own once paid (``active`` or
+  ``past_due`` with an MRR above 0: what sets :data:`PAYS_SUBSCRIPTION`), kept for good (a
+  cancellation, a free plan, a trial after it leave it): with a purchase on record
+  (``n_purchases``), what :func:`never_paid` reads. QA24a F4: a publisher's "98 users churned"
+  held 49 free readers who never paid beside its 49 cancelled subscribers, and the state kept no
+  trace of a paid plan once cancelled. In byte 1 too (bit 3, between the stage's three bits and
+  the trial's two: formats 7 and 8), no byte more than the same user's record without it.
 - :data:`GRIEVANCE`: a paying customer (a purchase on record, or a paying subscription) sent a
   grievance (models.vocabulary: a complaint, a refund asked for, a chargeback) after their last
   purchase: an at-risk alert opens for it whatever the risk, and stays open until they buy again
@@ -147,6 +154,8 @@ __all__ = [
     "LONG_PERIOD_S",
     "PAUSED",
     "NEVER_PAID_TRIAL",
+    "EVER_PAID",
+    "never_paid",
     "TRIAL",
     "TRIAL_LOST",
     "in_trial",
@@ -273,10 +282,44 @@ TRIAL: Final[int] = 256
 TRIAL_LOST: Final[int] = 512
 #: :data:`TRIAL` and :data:`TRIAL_LOST`: a trial that never paid (the user churn counts apart them).
 NEVER_PAID_TRIAL: Final[int] = TRIAL | TRIAL_LOST
-#: A format-7 or 8 record's byte 1 holds the stage (at most 5) and, shifted into its top two bits,
-#: :data:`NEVER_PAID_TRIAL`: ``stage | (flags & NEVER_PAID_TRIAL) >> _TRIAL_SHIFT``.
+#: ``UserState.flags``: a subscription statement of the user's own once paid (``active`` or
+#: ``past_due``, MRR above 0), kept for good: with a purchase, "ever paid" (:func:`never_paid`; QA24a F4).
+#: Beyond the flags byte (module docstring: byte 1's bit 3).
+EVER_PAID: Final[int] = 1024
+#: A format-7 or 8 record's byte 1 holds the stage (at most 5, bits 0-2), :data:`EVER_PAID` in bit 3
+#: and, shifted into its top two bits, :data:`NEVER_PAID_TRIAL` (:func:`_stage_byte`, :func:`_byte1_flags`).
 _TRIAL_SHIFT: Final[int] = 2
-_STAGE_BITS: Final[int] = 0x3F
+_PAID_SHIFT: Final[int] = 7
+_STAGE_BITS: Final[int] = 0x07
+#: The flags kept in byte 1, not in the flags byte.
+_BYTE1_FLAGS: Final[int] = NEVER_PAID_TRIAL | EVER_PAID
+
+
+def _stage_byte(stage: int, flags: int) -> int:
+    """Byte 1 of a format-7 or 8 record: the stage, :data:`EVER_PAID` in bit 3, the trial bits in the top two.
+
+    >>> _stage_byte(4, TRIAL_LOST | EVER_PAID | 2), _byte1_flags(_stage_byte(4, TRIAL_LOST | EVER_PAID | 2))
+    (140, 1536)
+    """
+    return stage | (flags & NEVER_PAID_TRIAL) >> _TRIAL_SHIFT | (flags & EVER_PAID) >> _PAID_SHIFT
+
+
+def _byte1_flags(byte1: int) -> int:
+    """The flags a format-7 or 8 record keeps in byte 1 (:func:`_stage_byte`)."""
+    return (byte1 & 0xC0) << _TRIAL_SHIFT | (byte1 & 0x08) << _PAID_SHIFT
+
+
+def never_paid(st: "UserState") -> bool:
+    """Whether the user of ``st`` never paid at all: no purchase on record (``n_purchases``, its
+    ``revenue``), no paying subscription statement of their own ever (:data:`EVER_PAID`), no trial
+    (a trial that never paid is counted as one: :data:`NEVER_PAID_TRIAL`, never twice) and no
+    company account (a member's billing is the account's, :data:`ACCOUNT_MEMBER`). The user churn
+    counts them apart (QA24a F4: a publisher's free registered readers).
+
+    >>> [never_paid(UserState(flags=f)) for f in (0, EVER_PAID, TRIAL_LOST, ACCOUNT_MEMBER)], never_paid(UserState(n_purchases=1))
+    ([True, False, False, False], False)
+    """
+    return st.n_purchases == 0 and st.revenue <= 0.0 and st.flags & (EVER_PAID | NEVER_PAID_TRIAL | ACCOUNT_MEMBER) == 0
 #: After a resume (a paying statement that ends a pause: :func:`_state_period_end`), no at-risk
 #: alert opens for this long: the 4-week counters' mean life, what the pause's silence takes to
 #: leave them (QA22a F2; with a week, 50 of 109 resumed viewers who watched again were alerted
@@ -549,8 +592,8 @@ class UserState:
                 return raw
         # byte 2: the flags when one is set (formats 7 and 8: the slot count is then the record's
         # length's), else the slot count (formats 4 and 5, byte for byte as before)
-        third = self.flags & ~NEVER_PAID_TRIAL if self.flags else self.n_slots
-        stage = self.stage | (self.flags & NEVER_PAID_TRIAL) >> _TRIAL_SHIFT  # (formats 7 and 8: the trial bits)
+        third = self.flags & ~_BYTE1_FLAGS if self.flags else self.n_slots
+        stage = _stage_byte(self.stage, self.flags)  # (formats 7 and 8: the trial and ever-paid bits)
         if self.period_end_day:
             head = _PACK_V5(
                 _FORMAT_VERSION if self.flags else 5, stage, third,
@@ -580,7 +623,7 @@ class UserState:
         best that record knows). A flagged record's (format 6, 7 or 8) recurring rhythm, in the purchase
         fields' place, goes to its own fields (:func:`_unmark`)."""
         version = raw[0] if len(raw) else 0
-        # byte 1 is the stage in every format (formats 7 and 8: its top bits the trial's): else an IndexError later
+        # byte 1 is the stage in every format (formats 7 and 8: its bits from 3 up the trial's and ever-paid's): else an IndexError later
         if len(raw) > 1 and (raw[1] & _STAGE_BITS if version == 7 or version == 8 else raw[1]) >= len(STAGES):
             raise ValueError(f"user state record with stage {raw[1]}: at most {len(STAGES) - 1}")
         # the sizes and bound unpack_from of the formats as Final globals: ``fmt.size`` and
@@ -609,7 +652,7 @@ class UserState:
             if version >= 7:
                 return _unmark(UserState(v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15],
                                          v[16], v[17], v[18], v[19], v[20], v[21], v[22], v[1] & _STAGE_BITS, counts, v[23], v[24],
-                                         v[25] if version == 8 else 0, v[2] | (v[1] & ~_STAGE_BITS) << _TRIAL_SHIFT))
+                                         v[25] if version == 8 else 0, v[2] | _byte1_flags(v[1])))
             if version == 6:
                 return _unmark(UserState(v[3], v[4], v[5], v[6], v[7], v[8], v[9], v[10], v[11], v[12], v[13], v[14], v[15],
                                          v[16], v[17], v[18], v[19], v[20], v[21], v[22], v[1], counts, v[23], v[24], v[25], v[26]))
@@ -699,7 +742,7 @@ def _write_head(s: UserState, counts: bool = False) -> bytes | None:
     n = len(s.slot_counts) // 8
     if (s.first_seen_s | s.last_seen_s | s.first_purchase_s | s.last_purchase_s | s.cancelled_s | s.stage_since_s
             | s.at_risk_since_s | s.next_review_s | s.last_review_s | s.quiet_until_s | s.slots_at_s | s.n_events
-            | s.active_days | s.n_purchases) >> 32 or (s.stage | n | s.flags & ~NEVER_PAID_TRIAL) >> 8 or (s.negative_names | s.period_end_day) >> 16:
+            | s.active_days | s.n_purchases) >> 32 or (s.stage | n | s.flags & ~_BYTE1_FLAGS) >> 8 or (s.negative_names | s.period_end_day) >> 16:
         return None
     if not (_f32_fits(s.act_7d) and _f32_fits(s.act_28d) and _f32_fits(s.act_90d) and _f32_fits(s.gap_ewma_days)
             and _f32_fits(s.alert_risk) and _f32_fits(s.negative_28d)):
@@ -707,8 +750,8 @@ def _write_head(s: UserState, counts: bool = False) -> bytes | None:
     w = BytesWriter()
     if s.flags:
         w.append(_FORMAT_VERSION if s.period_end_day else 7)
-        w.append(s.stage | (s.flags & NEVER_PAID_TRIAL) >> _TRIAL_SHIFT)  # the trial bits: byte 1's top two
-        w.append(s.flags & ~NEVER_PAID_TRIAL)
+        w.append(_stage_byte(s.stage, s.flags))  # the trial bits (byte 1's top two) and the ever-paid one (bit 3)
+        w.append(s.flags & ~_BYTE1_FLAGS)
     else:
         w.append(5 if s.period_end_day else 4)
         w.append(s.stage)
@@ -762,8 +805,8 @@ def _read_head(raw: bytes, version: int, size: int) -> UserState:
     the flags in byte 2)."""
     flags = raw[2] if version >= 7 else raw[95] if version == 6 else 0
     stage = raw[1]
-    if version >= 7:  # the trial bits, in byte 1's top two (formats 7 and 8)
-        stage, flags = stage & _STAGE_BITS, flags | (stage & ~_STAGE_BITS) << _TRIAL_SHIFT
+    if version >= 7:  # the trial bits, in byte 1's top two, and the ever-paid one (formats 7 and 8)
+        stage, flags = stage & _STAGE_BITS, flags | _byte1_flags(stage)
     st = UserState(
         _u32(raw, 3), _u32(raw, 7), _u32(raw, 11), _u32(raw, 15), _u32(raw, 19), _u32(raw, 23), _u32(raw, 27),
         _u32(raw, 31), _u32(raw, 35), _u32(raw, 39), _u32(raw, 43), _u32(raw, 47), _u32(raw, 51), _u32(raw, 55),
@@ -1209,8 +1252,12 @@ def _state_period_end(state: UserState, event: Event) -> None:
     without paying (:func:`trial_lost`); any other statement clears both (a paying one converts
     it). Only the user's own subscription (no ``account_id``, or the user's own id): a company's
     trial stated on its billing contact's events is the account's (models.account_health's
-    trial rule), not that user's. A trial after a paid plan reads the same (the state keeps no
-    payment history: bytes).
+    trial rule), not that user's. A trial after a paid plan reads the same (the state kept no
+    payment history until :data:`EVER_PAID`, which the trial bits do not read: QA23a's behaviour).
+
+    :data:`EVER_PAID` (QA24a F4): set with :data:`PAYS_SUBSCRIPTION` by the user's own paying
+    statement, and never cleared: the user churn counts a user without it and without a purchase
+    as one who never paid (:func:`never_paid`).
 
     A cancellation scheduled at the period end (:func:`scheduled_cancel_s`, pending at the
     statement's time): an ``active`` paying statement with a later period end withdraws it (the
@@ -1242,7 +1289,7 @@ def _state_period_end(state: UserState, event: Event) -> None:
         state.period_end_day = 0
         state.flags &= ~PAUSED
     if sub.mrr_cents > 0 and (sub.status == "active" or sub.status == "past_due"):
-        state.flags |= PAYS_SUBSCRIPTION
+        state.flags |= PAYS_SUBSCRIPTION | EVER_PAID if own else PAYS_SUBSCRIPTION  # ever paid: their own plan (QA24a F4)
     else:
         state.flags &= ~PAYS_SUBSCRIPTION
     if sub.status == "paused":  # QA22a F1: the end of the pause, marked PAUSED (models.signals)

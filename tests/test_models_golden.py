@@ -104,6 +104,14 @@ run changed (a ``churned -> reactivated`` change of a user who cancelled and cam
 in that reason only; the same alert ids, every score and every state identical. The cancellation
 that now says until when a plan is paid ("cancelled today; paid through ...") changes nothing here:
 no golden user cancels while a paid period runs.
+
+2026-12-05 (neverpaid, QA24a F6): the scores of a user whose at-risk alert is open and whom no
+factor holds at risk say what holds the alert ("at-risk alert open since D: activity at 62% of
+the user's usual level, it closes at 90%", models.reasons._still_open_text), where they said
+nothing or only the stage's story. ``golden_masked compare OLD NEW reasons`` against 0f9b69d:
+every alert identical, the states byte-identical (no golden history has a paying plan, so
+EVER_PAID sets no bit), 610 (seed 2) / 611 (seed 3) of 1,500 scores changed in ``reasons`` only,
+each by that one line added (74 / 63 had none, 536 / 548 only "came back N days ago").
 """
 
 from __future__ import annotations

@@ -61,7 +61,8 @@ def test_a_user_silent_far_past_their_rhythm_ranks_below_a_reachable_declining_o
 
 def test_the_lapsed_head_the_at_risk_index_in_win_back_order() -> None:
     """Lapsed users score 1 + (whole-point temperature + value below 1) / 100 (the win-back page's
-    order, models.ranking.win_back_key), all others below 1."""
+    order, models.ranking.win_back_key), 1.01 more for a former subscriber (QA24a F9: none here,
+    no subscription), all others below 1."""
     short, long = _daily(20), _daily(60)
     lapsed = [(assess(st, st.last_seen_s + d * DAY_S, DEFAULT), st) for st in (short, long) for d in (25, 60, 200)]
     assert {a.stage for a, _ in lapsed} == {"dormant", "churned"}
@@ -69,7 +70,7 @@ def test_the_lapsed_head_the_at_risk_index_in_win_back_order() -> None:
     assert all(1.0 <= s < 2.01 for s in scores)
     for (a, st), s in zip(lapsed, scores):
         point = round(100.0 * p_back_within(a.signals, DEFAULT)[0])
-        assert win_back_key(a, st, DEFAULT) == (point, win_back_value(st))
+        assert win_back_key(a, st, DEFAULT) == (0, point, win_back_value(st))
         assert point / 100.0 <= s - 1.0 < (point + 1) / 100.0, "the whole point as shown, then the value"
     keyed = sorted(lapsed, key=lambda r: win_back_key(r[0], r[1], DEFAULT))
     assert [index_score(a, st, DEFAULT) for a, st in keyed] == sorted(scores), "the index orders as the key"
@@ -91,7 +92,7 @@ def test_win_back_value_orders_spend_then_active_days_then_the_latest_leave() ->
     a = assess(base, base.last_seen_s + 400 * DAY_S, DEFAULT)  # one temperature: the value decides
     scores = [win_back_score(a, st, DEFAULT) for st in (huge, spent, loyal, later, base)]
     assert scores == sorted(scores, reverse=True) and len(set(scores)) == 5 and scores[-1] >= 1.0
-    assert scores[0] - 1.0 < (win_back_key(a, base, DEFAULT)[0] + 1) / 100.0, "below the next whole point"
+    assert scores[0] - 1.0 < (win_back_key(a, base, DEFAULT)[1] + 1) / 100.0, "below the next whole point"
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1035,3 +1035,25 @@ def test_the_day_words_round_as_round_does(x: float) -> None:
         assert module._days(x) == days
         assert module._every(x) == ("every day" if n == 1 else f"every {days}")
         assert module._ago(x) == ("today" if n == 0 else days + " ago")
+
+
+def test_a_listed_user_whose_risk_fell_says_why_the_alert_still_holds_them() -> None:
+    """QA24a F6: 14 of the 57 rows of a publisher's save list (``top``) and their ``score`` said
+    no reason at all: readers back at 40-85% of their usual level, risk 0.4-5%, whose at-risk
+    alert stays open until their activity is back at their own level (models.engine._may_close).
+    A daily reader, silent 10 days, then back every other day for two weeks: the alert is open,
+    no factor pushes the risk up, and the row says what holds the alert open."""
+    events = [Event(user_id="u", ts_ms=T0_MS + d * DAY_MS + 36_000_000, type="page_view", event_id=f"e{d}")
+              for d in [*range(120), *range(130, 144, 2)]]
+    model, state = load_model(), None
+    for day in range(1, 144):  # reviewed daily, as the worker's review clock would
+        out = advance("u", state, [e for e in events if T0_MS + (day - 1) * DAY_MS <= e.ts_ms < T0_MS + day * DAY_MS],
+                      T0_MS + day * DAY_MS, model)
+        state = out.state
+    now_s = (T0_MS + 143 * DAY_MS) // 1000  # the day after the last visit
+    scores = score(state, now_s, model)
+    assert state.at_risk_since_s and scores.reasons, (state.at_risk_since_s, scores)
+    share = back_share(assess(state, now_s, model).signals)
+    assert share < RETURN_SHARE
+    assert scores.reasons[-1] == (f"at-risk alert open since {reasons_module._day(state.at_risk_since_s)}: activity at "
+                                  f"{100 * share:.0f}% of the user's usual level, it closes at {100 * RETURN_SHARE:.0f}%")

@@ -26,7 +26,7 @@ from models.risk import exit_open, exit_opens_s, leave_probability, risk_probabi
 from models.scoring import SilentRisk, assess, risk_at, score
 from models.signals import compute_signals
 from models.reasons import RENEWAL_NEWS_DAYS
-from models.state import ACCOUNT_MEMBER, DAY_S, LONG_PERIOD, MAX_PERIOD_END_DAY, PAYS_SUBSCRIPTION, UserState, apply_event, period_end_day
+from models.state import ACCOUNT_MEMBER, DAY_S, EVER_PAID, LONG_PERIOD, MAX_PERIOD_END_DAY, PAYS_SUBSCRIPTION, UserState, apply_event, period_end_day
 from models.subscription import Subscription
 from models.temperature import p_stay
 from tests.test_models_properties import (
@@ -427,7 +427,7 @@ def test_scores_without_a_period_end_do_not_change() -> None:
     events = _daily(range(30))
     plain = advance("u", None, events, T0_MS + 60 * DAY_MS, ChurnModel())
     with_statement = advance("u", None, [_sub(T0_MS + DAY_MS, 0), *events], T0_MS + 60 * DAY_MS, ChurnModel())
-    assert with_statement.state.flags == PAYS_SUBSCRIPTION
+    assert with_statement.state.flags == PAYS_SUBSCRIPTION | EVER_PAID  # (EVER_PAID: QA24a F4, no score reads it)
     unflagged = with_statement.state.copy()
     unflagged.flags = 0
     assert plain.state.to_bytes() == unflagged.to_bytes()

@@ -23,7 +23,8 @@ def _flags() -> dict[str, int]:
 def test_the_module_header_lists_every_flag_with_its_bit() -> None:
     flags = _flags()
     assert flags == {"PAYS_SUBSCRIPTION": 1, "ACCOUNT_MEMBER": 2, "VISIT_CONTINUED": 4, "STAGE_HELD": 8, "LONG_PERIOD": 16,
-                     "GRIEVANCE": 32, "GRIEVANCE_LATEST": 64, "TRIAL": 256, "TRIAL_LOST": 512}
+                     "GRIEVANCE": 32, "GRIEVANCE_LATEST": 64, "TRIAL": 256, "TRIAL_LOST": 512,
+                     "EVER_PAID": 1024}
     assert all(getattr(models.state, name) == bit for name, bit in flags.items())
     doc = ast.get_docstring(ast.parse(SOURCE)) or ""
     header = doc[doc.index("Flags ("):].split("\n\n", 1)[0]  # the "Flags (...)" sentence

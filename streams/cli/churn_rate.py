@@ -54,19 +54,12 @@ def back_text(back: int) -> str:
     return f"; {back:,} of them back (reactivated) by the window's end" if back else ""
 
 
-def trials_text(result: dict[str, Any]) -> str:
-    """", 105 of them trials that never paid; the other 27 = 1.8%": of the window's churned users,
-    the trials that never paid (leads lost, not customers) and the rest's part of the rate, over
-    the same users active at the start; "" for none (QA23a F2: a fitness app's "132 users churned
-    = 9.0%" held 105 trials that never paid, and its paying users' churn was unsaid).
+def _split(result: dict[str, Any]) -> str:
+    """", 49 of them never paid; the other 49 = 1.9%" (streams.worker.store.churned_split_text), "" for none."""
+    from streams.worker.store import churned_split_text
 
-    >>> trials_text({"churned": 132, "churned_trials": 105, "churn_rate_others": 0.0184}), trials_text({"churned_trials": 0})
-    (', 105 of them trials that never paid; the other 27 = 1.8%', '')
-    """
-    n = result["churned_trials"]
-    if not n:
-        return ""
-    return f", {n:,} of them trials that never paid; the other {result['churned'] - n:,} = {100 * result['churn_rate_others']:.1f}%"
+    words = churned_split_text(result)
+    return f", {words}" if words else ""
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -100,7 +93,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
              "subscription MRR is below)") if result["churned_revenue"] else ""
     print(f"churn over the {result['days']} days to {result['as_of'][:16].replace('T', ' ')} UTC (stream time): "
           f"{result['churned']:,} users churned = {100 * result['churn_rate']:.1f}% of {result['active_at_start']:,} "
-          f"active at the start{trials_text(result)}{back_text(result['reactivated'])}{spent}")
+          f"active at the start{_split(result)}{back_text(result['reactivated'])}{spent}")
     money = f" ({settings.currency})" if settings.currency else ""
     for f in result["revenue"]["periods"]:
         print(f"{args.period} from {f['period_start']}{money}: MRR {f['start_mrr']} -> {f['end_mrr']} (new {f['new']}, expansion "

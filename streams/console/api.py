@@ -317,8 +317,12 @@ def openapi() -> dict[str, Any]:
         "reactivated": {"type": "integer", "description": "of churned, the users back (a return from churned) by the window's end"},
         "churned_trials": {"type": "integer", "description": "of churned, the users whose subscription is a trial that never "
                            "paid (leads lost, not customers)"},
-        "churn_rate_others": {**_NUM, "description": "churn_rate without churned_trials: (churned - churned_trials) / "
-                              "active_at_start, the same users active at the start"},
+        "churned_never_paid": {"type": "integer", "description": "of churned, not churned_trials, the users who never paid "
+                               "at all: no purchase, no paying subscription of their own ever, no company account (a "
+                               "free tier's users)"},
+        "churn_rate_others": {**_NUM, "description": "churn_rate without churned_trials and churned_never_paid: (churned - "
+                              "churned_trials - churned_never_paid) / active_at_start, the same users active at the start "
+                              "(the paying customers' own churn over the customers at the start: revenue's logo churn)"},
         "churned_revenue": {**_NUM, "description": "the purchases (amounts of purchase events) of the users who churned in "
                             "the window, up to their churn; not subscription MRR (that is in revenue)"},
         "churned_revenue_counted": {"type": "boolean", "description": "whether a churned user's purchases were ever counted "

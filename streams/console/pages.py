@@ -31,7 +31,7 @@ from streams.console.data import (LISTS, BadRequest, Filters, NotFound, account_
                                   churn_view, counters, ident_of, owner_book, owner_segments, revenue_view, trend_with_now, user_view)
 from streams.console.deps import REDIS_DOWN, Deps, Unavailable
 from streams.views import NoActivityYet, UnreadableAccount
-from streams.worker.store import UnreadableState
+from streams.worker.store import UnreadableState, churned_split_text
 from streams.worker.history import HistoryPoint, week_start_s
 
 __all__ = ["routes", "templates"]
@@ -78,6 +78,7 @@ templates.filters["user_href"] = lambda ident: _href("/users", ident)
 templates.filters["account_href"] = lambda ident: _href("/accounts", ident)
 templates.filters["label"] = lambda s: (s or "").replace("_", " ")
 templates.filters["counted"] = lambda n, name: _counted(name, int(n))  # "1 user", "3 users": the reasons' rule
+templates.filters["churned_split"] = churned_split_text  # "49 of them never paid; the other 49 = 1.9%": churn-rate's words
 
 
 #: The request's ``Deps``, so every page shows its ``model_note`` (base.html) without each handler passing it.

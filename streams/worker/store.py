@@ -474,7 +474,9 @@ def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
     batch reaches past it), ``back:<day>`` (one per return from churned, a stage change from it,
     dated by the churn it ends: so a window's churned users who are back by its end are counted,
     QA22b F5), ``churned_trial:<day>`` (of ``churned:<day>``, the users whose subscription is a
-    trial that never paid, models.state NEVER_PAID_TRIAL: leads lost, not customers; QA23a F2). Levels are derived from states, events
+    trial that never paid, models.state NEVER_PAID_TRIAL: leads lost, not customers; QA23a F2),
+    ``churned_free:<day>`` (of the others, the users who never paid at all, models.state.never_paid:
+    no purchase, no paying plan of their own ever, no company account; QA24a F4). Levels are derived from states, events
     from alerts, so a replayed or re-batched history adds the same numbers. A counter a user does
     not move is left out (most writes move none: a dict update per level and user was ~5% of the
     worker's CPU).
@@ -522,8 +524,8 @@ def unreadable_delta(blob: bytes, out: dict[str, float]) -> bool:
     if _untracked_head(blob):
         return True
     out["users"] = out.get("users", 0) - 1
-    stage = blob[1] & 0x3F if len(blob) > 1 and blob[0] in (7, 8) else blob[1] if len(blob) > 1 else len(_STAGE_KEYS)
-    if stage >= len(_STAGE_KEYS):  # (formats 7 and 8: byte 1's top two bits are models.state NEVER_PAID_TRIAL)
+    stage = blob[1] & 0x07 if len(blob) > 1 and blob[0] in (7, 8) else blob[1] if len(blob) > 1 else len(_STAGE_KEYS)
+    if stage >= len(_STAGE_KEYS):  # (formats 7 and 8: byte 1's bits from 3 up are models.state EVER_PAID and NEVER_PAID_TRIAL)
         return False
     k = _STAGE_KEYS[stage]
     out[k] = out.get(k, 0) - 1
@@ -553,6 +555,9 @@ class ChurnSummary:
     # of ``churned``, the trials that never paid (``churned_trial:<day>``, models.state NEVER_PAID_TRIAL): QA23a
     # F2, a fitness app's "132 users churned" held 105 of them, leads lost rather than customers
     trials: int = 0
+    # of ``churned``, not trials, the users who never paid at all (``churned_free:<day>``,
+    # models.state.never_paid): QA24a F4, a publisher's "98 users churned" held 49 free readers
+    free: int = 0
 
     @property
     def rate(self) -> float:
@@ -560,22 +565,61 @@ class ChurnSummary:
 
     @property
     def rate_others(self) -> float:
-        """The part of :attr:`rate` that is not trials that never paid, over the same users active
-        at the start (the two parts add up to the rate; the state counts no trials at the start)."""
-        return (self.churned - self.trials) / self.active_at_start if self.active_at_start else 0.0
+        """The part of :attr:`rate` that is neither trials that never paid nor users who never paid
+        at all, over the same users active at the start: the parts add up to the rate. Why that
+        denominator: the counters know who was active at the start, not who of them had paid by
+        then (the state counts no payers at the start); the paying customers' own churn over the
+        customers at the start is the revenue ledger's logo churn (``churn-rate --period month``,
+        docs/REVENUE.md), exact to the customer."""
+        return (self.churned - self.trials - self.free) / self.active_at_start if self.active_at_start else 0.0
 
     def figures(self) -> dict[str, int | float]:
         """The churn figures of ``churn-rate --json``, ``/api/v1/churn`` and the console alike (one
         place): ``reactivated``, of churned those back by the window's end (QA22b F5);
         ``churned_trials``, of churned the trials that never paid, and ``churn_rate_others``, the
-        rest's part of the rate over the same users active at the start (QA23a F2).
+        rest's part of the rate over the same users active at the start (QA23a F2); ``churned_never_paid``,
+        of churned the users who never paid at all, not trials (QA24a F4), also out of the rest.
 
         >>> ChurnSummary(132, 0.0, 1468, 0, 105).figures()["churn_rate_others"]
         0.0184
+        >>> ChurnSummary(98, 0.0, 2620, 3, 0, 49).figures()["churn_rate_others"]
+        0.0187
         """
         return {"churned": self.churned, "active_at_start": self.active_at_start, "churn_rate": round(self.rate, 4),
                 "churned_revenue": round(self.revenue, 2), "reactivated": self.back, "churned_trials": self.trials,
-                "churn_rate_others": round(self.rate_others, 4)}
+                "churned_never_paid": self.free, "churn_rate_others": round(self.rate_others, 4)}
+
+
+def churned_split_text(c: Mapping[str, Any]) -> str:
+    """Of the window's churned users (``c``: :meth:`ChurnSummary.figures`), the trials that never
+    paid, the users who never paid at all, and the rest's part of the rate, over the same users
+    active at the start (so the parts add up to the rate): "105 of them trials that never paid; the
+    other 27 = 1.8%" (QA23a F2), "49 of them never paid; the other 49 = 1.9%" (QA24a F4: a
+    publisher's free readers gone silent beside its cancelled subscribers); "" when there is no
+    split to tell. The users who never paid are told only when some who did churned too: in a
+    product without purchases or paid plans every user never paid, and the split would say
+    nothing. ``churn-rate``'s sentence and the console's Churned card (one wording).
+
+    >>> churned_split_text({"churned": 132, "churned_trials": 105, "churned_never_paid": 0, "active_at_start": 1468})
+    '105 of them trials that never paid; the other 27 = 1.8%'
+    >>> churned_split_text({"churned": 98, "churned_trials": 0, "churned_never_paid": 49, "active_at_start": 2620})
+    '49 of them never paid; the other 49 = 1.9%'
+    >>> churned_split_text({"churned": 30, "churned_trials": 10, "churned_never_paid": 12, "active_at_start": 1000})
+    '10 of them trials that never paid and 12 never paid at all; the other 8 = 0.8%'
+    >>> churned_split_text({"churned": 98, "churned_trials": 0, "churned_never_paid": 98, "active_at_start": 2620})
+    ''
+    """
+    trials, free = c["churned_trials"], c.get("churned_never_paid", 0)
+    if c["churned"] - trials - free <= 0:
+        free = 0  # nobody who paid churned: no split of payers to tell (a product without payments)
+    if not trials and not free:
+        return ""
+    parts = f"{trials:,} of them trials that never paid" if trials else ""
+    if free:
+        parts = f"{parts} and {free:,} never paid at all" if parts else f"{free:,} of them never paid"
+    others = c["churned"] - trials - free
+    rate = others / c["active_at_start"] if c["active_at_start"] else 0.0
+    return f"{parts}; the other {others:,} = {100 * rate:.1f}%"
 
 
 def churn_summary(stats: Mapping[str, float], now_s: int, days: int = 30) -> ChurnSummary:
@@ -591,7 +635,8 @@ def churn_summary(stats: Mapping[str, float], now_s: int, days: int = 30) -> Chu
     alive = int(stats.get("users", 0)) - int(stats.get("stage:churned", 0))
     back = sum(int(stats.get("back:" + d, 0)) for d in window)
     trials = sum(int(stats.get("churned_trial:" + d, 0)) for d in window)
-    return ChurnSummary(churned, revenue, max(churned, alive - new + churned), back, trials)
+    free = sum(int(stats.get("churned_free:" + d, 0)) for d in window)
+    return ChurnSummary(churned, revenue, max(churned, alive - new + churned), back, trials, free)
 
 
 def _s(value: bytes | str | None) -> str:
