@@ -203,8 +203,8 @@ def rank_above(score: float) -> float:
     hundredth ``score`` shows as, a hair of float rounding up): the save-list index's bound from a
     bound of the savable part.
 
-    >>> rank_above(0.0) == 1 / 101, rank_above(0.994) == rank_above(1.0) == 1.0
-    (True, True)
+    >>> rank_above(0.0) == 1 / 101, rank_above(0.994) == 100 / 101, rank_above(0.995) == rank_above(1.0) == 1.0
+    (True, True, True)
     """
     return min((math.floor(100.0 * score + 0.5 + 1e-9) + 1) / _RANK_SPAN, 1.0)
 
