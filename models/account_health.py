@@ -35,6 +35,11 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   running one is a seat in use in the seat share (:func:`_running`), never counted, silent or named
   (its silence is said with the trend, :func:`_machine_away`), and a key still running keeps an
   account whose people are all gone at risk, not lapsed;
+- key users (``Member.key_user``: the model's ``[users] key`` patterns, :func:`key_user`; QA24b F1:
+  a school's champion teacher, 12-48% of its activity beside many students): one silent
+  (:func:`silent_member`, past their own rhythm) puts the users' part at the at-risk line at least
+  (``KEY_RISK``), whatever their share, "its key user t1 silent for 3 weeks, past their usual 2 days
+  between active days" (:func:`_key_text`); back, the account recovers as from any silence;
 - user risk ``r_u = 0.8 * silent share`` (all silent: 0.8; a user's own at-risk alert stays the
   user's, and a one-user account would otherwise flap as its second user appears), the share the
   larger of seats and activity (:func:`silence_risk`); a reason names the account's most
@@ -121,7 +126,7 @@ from models.state import RESUME_QUIET_S, STAGES
 from models.subscription import _PAID, RENEWAL_GRACE_MS, RENEWAL_WINDOW_MIN_MS, Subscription
 
 __all__ = ["ACCOUNT_ACTIONS", "ACCOUNT_AT_RISK", "ACCOUNT_STAGES", "BILL_FALL", "bill_fall", "GONE_STAGES", "LAPSED_S", "pausing", "WIN_BACK_STAGES", "AccountRollup", "Downgrade", "PriceRise", "members_cancelled", "seat_price_cents", "seat_price_rise",
-           "MEMBER_HEAD_BYTES", "MEMBER_ID_AT", "MEMBER_ID_BYTES", "Member", "member_id_at", "SILENT_CAP_S", "SILENT_INTERVALS", "gone_member",
+           "KEY_RISK", "key_user", "MEMBER_HEAD_BYTES", "MEMBER_ID_AT", "MEMBER_ID_BYTES", "Member", "member_id_at", "SILENT_CAP_S", "SILENT_INTERVALS", "gone_member",
            "SilenceIndex", "SUSTAINED_MIN_EVENTS", "sustained_line", "sustained_usage", "TREND_AT_RISK", "TREND_DAYS", "TREND_FROM", "TREND_HELD_S", "TREND_MIN_EVENTS", "Trend", "add_copy",
            "counted_users", "hours_left", "in_trial", "member_key", "own_account", "paying_again_text", "renewal_save", "sole_member", "sole_risk", "recovered_reasons", "rollup", "downgrade_risk", "silence_index", "silence_risk", "silent_after_s", "silent_member", "silent_share", "still_used_text",
            "silence_risk_at", "member_gain", "trend_risk", "trend_usage", "trend_usage_at", "trial_action", "trial_rule"]
@@ -208,6 +213,14 @@ MEMBER_ID_AT: Final[int] = MEMBER_HEAD_BYTES + _RHYTHM.size
 
 #: The stage byte's high bit marks a machine user (``Member.machine``): stage indexes are under 16.
 _MACHINE_BIT: Final[int] = 0x80
+#: ... and its next bit a key user (``Member.key_user``, QA24b F1)
+_KEY_BIT: Final[int] = 0x40
+#: A key user's silence alone (:func:`key_user`): the users' part of the risk is at least the
+#: at-risk line, so the account is at risk on it whatever the key user's share of its activity.
+#: QA24b F1: a school's champion teacher left and the account was first alerted a median 51.5 days
+#: later, when its students' use had fallen; the teacher was 12-48% of its activity, so their
+#: silence alone weighed 0.1-0.38.
+KEY_RISK: Final[float] = ACCOUNT_AT_RISK
 
 
 def machine_user(user_id: str, patterns: Sequence[str]) -> bool:
@@ -220,6 +233,16 @@ def machine_user(user_id: str, patterns: Sequence[str]) -> bool:
     (True, False, False)
     """
     return bool(patterns) and any(fnmatchcase(user_id, p) for p in patterns)  # (none declared: no generator made, per member copy)
+
+
+def key_user(user_id: str, patterns: Sequence[str]) -> bool:
+    """Whether ``user_id`` is a key user of its account (its champion, admin, teacher) by the model's
+    ``[users] key`` patterns (as :func:`machine_user` reads ``[users] machine``). QA24b F1.
+
+    >>> key_user("sch015_t1", ("*_t1",)), key_user("sch015_s03", ("*_t1",)), key_user("sch015_t1", ())
+    (True, False, False)
+    """
+    return machine_user(user_id, patterns)
 
 
 def member_key(user_id: str) -> int:
@@ -246,6 +269,9 @@ class Member:
     # account's usage (the 2-week trend, the renewal rule's figure), but it is not one of its users
     # (counted, silent, named): kept as the high bit of the stage byte (``_MACHINE_BIT``), no byte more
     machine: bool = False
+    # a key user (``[users] key`` of the model, :func:`key_user`): silent, the account is at risk on
+    # their silence alone (``KEY_RISK``); kept as the next bit of the stage byte (``_KEY_BIT``), no byte more
+    key_user: bool = False
 
     def to_bytes(self) -> bytes:
         """25 bytes (``_MEMBER``), then the rhythm (``_RHYTHM``: a 0xFF marker and ``gap_days``,
@@ -259,7 +285,7 @@ class Member:
         >>> len(old.to_bytes()), Member.from_bytes(old.to_bytes()) == old, Member.from_bytes(old.to_bytes()[:25]).gap_days
         (27, True, 0.0)
         """
-        stage = self.stage | _MACHINE_BIT if self.machine else self.stage
+        stage = self.stage | (_MACHINE_BIT if self.machine else 0) | (_KEY_BIT if self.key_user else 0)
         head = _MEMBER.pack(self.key, self.last_seen_s, stage, self.risk, self.act_28d, self.base_28d)
         if self.gap_days > 0.0:
             head += _RHYTHM.pack(_RHYTHM_MARK, self.gap_days)
@@ -276,8 +302,8 @@ class Member:
         at = member_id_at(data)
         gap = _RHYTHM.unpack_from(data, MEMBER_HEAD_BYTES)[1] if at == MEMBER_ID_AT else 0.0
         key, seen, stage, risk, act, base = _MEMBER.unpack_from(data)
-        return cls(key, seen, stage & ~_MACHINE_BIT, risk, act, base, data[at:].decode("utf-8", "surrogatepass"), gap,
-                   bool(stage & _MACHINE_BIT))
+        return cls(key, seen, stage & ~(_MACHINE_BIT | _KEY_BIT), risk, act, base, data[at:].decode("utf-8", "surrogatepass"), gap,
+                   bool(stage & _MACHINE_BIT), bool(stage & _KEY_BIT))
 
 
 def member_id_at(record: bytes) -> int:
@@ -1141,6 +1167,8 @@ class SilenceIndex:
     quiet_s: tuple[int, ...] = ()  # when each member turns silent (last seen + silent_after_s), sorted
     quiet_w: tuple[float, ...] = ()  # quiet_w[i]: the weights of the first i members of quiet_s
     machine_s: tuple[int, ...] = ()  # when each machine user turns silent, sorted: a seat in use until then (_running)
+    # each key user's (when silent, last seen, keys a subscription): silent and a user, the part is KEY_RISK at least
+    key_s: tuple[tuple[int, int, bool], ...] = ()
 
 
 def silence_index(members: Sequence[Member], billing: Sequence[int], account: str = "", cycle: Cycle | None = None) -> SilenceIndex:
@@ -1154,7 +1182,8 @@ def silence_index(members: Sequence[Member], billing: Sequence[int], account: st
     quiet = sorted((m.last_seen_s + silent_after_s(m, cycle), _weight(m)) for m in members)
     return SilenceIndex(tuple(m.last_seen_s for m in ordered), _sums(_weight(m) for m in ordered),
                         tuple((m.last_seen_s, _weight(m)) for m in members if m.last_seen_s and m.key in billing),
-                        sole_risk(sole) if sole else -1.0, tuple(t for t, _ in quiet), _sums(w for _, w in quiet), machine)
+                        sole_risk(sole) if sole else -1.0, tuple(t for t, _ in quiet), _sums(w for _, w in quiet), machine,
+                        tuple((m.last_seen_s + silent_after_s(m), m.last_seen_s, m.key in billing) for m in members if m.key_user))
 
 
 def _sums(weights: Iterable[float]) -> tuple[float, ...]:
@@ -1194,7 +1223,10 @@ def silence_risk_at(ix: SilenceIndex, now_s: int) -> float:
     for last, w in ix.billing:
         if last <= now_s - _USERS_WINDOW_S:  # a billing member out of the window: a silent user still
             users, silent, users_w, silent_w = users + 1, silent + 1, users_w + w, silent_w + w
-    return silence_risk(users, silent, users_w, silent_w)
+    r_u = silence_risk(users, silent, users_w, silent_w)
+    # a key user silent, still a user (in the window or keying a subscription): KEY_RISK at least (QA24b F1)
+    key = any(at <= now_s and (now_s - last < _USERS_WINDOW_S or pays) for at, last, pays in ix.key_s)
+    return max(r_u, KEY_RISK) if key else r_u
 
 
 def hours_left(ends_ms: int, now_ms: int) -> int:
@@ -1479,6 +1511,24 @@ def _named_silent(users: Sequence[Member], silent: Sequence[Member], billing: Se
     return said.rstrip(), f"still silent: {subject} {still}", _weight(m)
 
 
+def _key_text(keys: Sequence[Member], users_w: float, now_s: int) -> str:
+    """The reason of a silent key user (QA24b F1), the heaviest first: "its key user t1 silent for 3
+    weeks (31% of its activity), past their usual 2 days between active days" (the rhythm when the
+    copy carries one), several "its key users t1, t2 silent for 2 weeks (40% of its activity)".
+
+    >>> t1, t2 = Member(1, 0, 1, 0.0, 6.0, 6.0, "t1", 1.6), Member(2, 7 * DAY_S, 1, 0.0, 2.0, 2.0, "t2")
+    >>> _key_text([t1], 20.0, 21 * DAY_S), _key_text([t2, t1], 20.0, 21 * DAY_S)
+    ('its key user t1 silent for 3 weeks (30% of its activity), past their usual 2 days between active days', 'its key users t1, t2 silent for 2 weeks (40% of its activity)')
+    """
+    ordered = sorted(keys, key=_weight, reverse=True)
+    who = ", ".join(m.user_id for m in ordered if m.user_id)
+    weeks = _counted("week", min(now_s - m.last_seen_s for m in keys) // (7 * DAY_S))
+    pct = f" ({_pct(sum(_weight(m) for m in keys) / users_w)} of its activity)" if users_w > 0 else ""
+    gap = ordered[0].gap_days if len(keys) == 1 else 0.0
+    usual = f", past their usual {_counted('day', max(1, round(min(gap, 999.0))))} between active days" if gap > 0.0 else ""
+    return f"its key user{'s' if len(keys) > 1 else ''}{' ' + who if who else ''} silent for {weeks}{pct}{usual}"
+
+
 def renewal_save(users: Sequence[Member], view: AccountView | None, sole: bool) -> bool:
     """Whether an account whose every user is gone (:func:`gone_member`) is still a renewal to save
     rather than one to win back, given its renewal falls within the renewal window (QA18 F1): its
@@ -1562,6 +1612,8 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     # several members: the account counts silence (a user's own at-risk alert stays the user's)
     seats = len(users) + _running(used, now_s, cycle)  # a machine user running is a seat in use (_running)
     r_u = sole_risk(sole) if sole else silence_risk(seats, len(silent), users_w, silent_w)
+    keys_out = [m for m in silent if m.key_user] if not sole else []  # a key user silent: at risk on that alone (QA24b F1)
+    r_u = max(r_u, KEY_RISK) if keys_out else r_u
     share_silent = silent_share(seats, len(quiet), users_w, sum(_weight(m) for m in quiet))
     reasons: list[tuple[float, str, str]] = []  # (weight, text, action)
     still_silent = ""
@@ -1590,13 +1642,17 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     elif silent and sole:  # at risk by its own alert: silent, or still there while its use falls
         reasons += [(r_u, text, _RE_ENGAGE if quiet else _FALLING_USE) for text in _sole_reasons(sole, said)]
     elif silent:
-        named, still_silent, named_w = _named_silent(users, silent, billing, users_w, now_s)
+        # a key user silent is named as such (_key_text), first: the others as before
+        named, still_silent, named_w = _named_silent(users, [m for m in silent if not m.key_user] if keys_out else silent,
+                                                     billing, users_w, now_s)
         weeks = min((now_s - m.last_seen_s) // (7 * DAY_S) for m in silent)
         use = f" ({_pct(silent_w / users_w)} of its activity)" if users_w > 0 and silent_w / users_w > len(silent) / len(users) else ""
         reasons.append((r_u, f"{_share(len(silent), len(users))} silent for {_counted('week', weeks)}{use}"
                         f"{_rhythm_text(silent, cycle)}{_uncounted_text(members, users, now_s)}", _RE_ENGAGE))
         if named:  # the user the account manager knows by name (QA11 F3): first while most of the silence is his
             reasons.insert(0 if 2 * named_w >= silent_w else len(reasons), (r_u, named, _RE_ENGAGE))
+        if keys_out:
+            reasons.insert(0, (r_u, _key_text(keys_out, users_w, now_s), _RE_ENGAGE))
     r_b = 0.4 if save else 0.0  # the renewal's part, as the renewal rule's, said in the reason above
     mrr = view.mrr_cents if view is not None else 0
     if view is not None and view.past_due_since_ms:

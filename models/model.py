@@ -6,7 +6,7 @@ events; ``churnwatch train`` writes a new file, workers load it at start.
 The file's format is ``churnwatch-model/1``; fields added since are optional and written only
 when they say something, so older files load and an unchanged model keeps its id:
 ``event_types`` (the renames the model was trained with, ``train --config``: every reader of
-events under the model applies them) and ``machine_users`` (``[users] machine``) are left out when empty, and a reader from before it refuses
+events under the model applies them), ``machine_users`` (``[users] machine``) and ``key_users`` (``[users] key``) are left out when empty, and a reader from before it refuses
 a file that has it (an unknown field) rather than run the model on names it was not trained on.
 The risk model (``risk_weights``, ``risk_intercept``) must be in the file: without it a file ran
 the default's weights without a word (QA7 L1).
@@ -101,6 +101,11 @@ class ChurnModel:
     # counted, silent or named as its most active user, no at-risk alert of their own
     # (models.account_health.machine_user; QA23b F2). Empty: every user is a person.
     machine_users: Sequence[str] = ()
+    # Key users (``--config``'s ``[users] key``, written by ``train``): shell-style patterns of user
+    # ids (``teacher_*``, ``*_t1``) of the people an account stands on, the champion, the admin:
+    # such a user silent past their own rhythm puts the account at risk on their own, whatever their
+    # share of its activity (models.account_health.key_user; QA24b F1). Empty: none declared.
+    key_users: Sequence[str] = ()
     # Alerts worth a call (models.engine): a closed at-risk alert re-opens only after
     # ``quiet_days`` or on a rise of ``material_rise`` above the risk it opened at; at-risk opens
     # only for reachable users (not dormant or churned: those are the win-back list).
@@ -159,6 +164,8 @@ class ChurnModel:
         object.__setattr__(self, "tracked_types", tuple(self.tracked_types))  # a JSON list reads back equal
         _check_patterns(self.machine_users)
         object.__setattr__(self, "machine_users", tuple(self.machine_users))
+        _check_patterns(self.key_users, "key", "teacher_*")
+        object.__setattr__(self, "key_users", tuple(self.key_users))
         object.__setattr__(self, "event_types", type_aliases(self.event_types))  # as the readers apply it
         object.__setattr__(self, "type_map", TypeMap(dict(self.event_types)))
         object.__setattr__(self, "compiled", compile_model(self))  # frozen: set once, at construction
@@ -168,8 +175,9 @@ class ChurnModel:
         del data["compiled"], data["type_map"]  # derived, not part of the file
         if not data["event_types"]:
             del data["event_types"]  # optional (module docstring): a model without renames keeps its file and id
-        if not data["machine_users"]:
-            del data["machine_users"]  # optional, as event_types
+        for optional in ("machine_users", "key_users"):
+            if not data[optional]:
+                del data[optional]  # optional, as event_types
         return json.dumps({"format": MODEL_FORMAT, **_finite(data)}, indent=2, sort_keys=True, allow_nan=False)
 
     @classmethod
@@ -297,8 +305,8 @@ def _check_roles(roles: object) -> None:
                          f"leave the role out of [roles]")
 
 
-def _check_patterns(patterns: object) -> None:
-    """ValueError unless ``patterns`` (``machine_users``) is a list of non-empty user id patterns.
+def _check_patterns(patterns: object, kind: str = "machine", example: str = "svc_*") -> None:
+    """ValueError unless ``patterns`` (``machine_users``, ``key_users``) is a list of non-empty user id patterns.
 
     >>> _check_patterns("svc_*")
     Traceback (most recent call last):
@@ -307,7 +315,7 @@ def _check_patterns(patterns: object) -> None:
     """
     if isinstance(patterns, (str, bytes)) or not isinstance(patterns, (list, tuple)) or not all(
             isinstance(p, str) and p.strip() for p in patterns):
-        raise ValueError(f"users.machine must be a list of user id patterns (svc_*), got {a_type(patterns)} ({patterns!r})")
+        raise ValueError(f"users.{kind} must be a list of user id patterns ({example}), got {a_type(patterns)} ({patterns!r})")
 
 
 def _check_names(field_name: str, names: Sequence[str]) -> None:

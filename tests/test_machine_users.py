@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Callable, Sequence
 
 import pytest
 
-from models.account_health import (DAY_S, Member, Trend, machine_user, member_key, rollup, silence_index, silence_risk_at)
+from models.account_health import (DAY_S, Member, Trend, key_user, machine_user, member_key, rollup, silence_index, silence_risk_at)
 from models.engine import advance
 from models.events import Event
 from models.model import ChurnModel
@@ -106,16 +107,18 @@ def test_member_copies_carry_the_flag() -> None:
     assert not any(m.machine for _, m in member_versions("ann", None, _silent_heavy_user("ann")[:3], model))
 
 
-def test_declared_in_the_config_and_kept_in_the_model_file(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind, test", [("machine", machine_user), ("key", key_user)])  # key users: QA24b F1 (tests/test_key_users.py)
+def test_declared_in_the_config_and_kept_in_the_model_file(tmp_path: Path, kind: str, test: Callable[[str, Sequence[str]], bool]) -> None:
     path = tmp_path / "names.toml"
-    path.write_text('[roles]\nignore = ["invoice_paid"]\n[users]\nmachine = ["svc_*", "bot-?"]\n')
+    path.write_text(f'[roles]\nignore = ["invoice_paid"]\n[users]\n{kind} = ["svc_*", "bot-?"]\n')
     model = with_vocabulary(ChurnModel(), load_config(path))
-    assert model.machine_users == ("svc_*", "bot-?")
-    assert ChurnModel.from_json(model.to_json()).machine_users == ("svc_*", "bot-?")
-    assert machine_user("bot-7", model.machine_users) and not machine_user("Svc_1", model.machine_users)
-    assert "machine_users" not in json.loads(ChurnModel().to_json())  # a model without it keeps its file and id
-    (tmp_path / "bad.toml").write_text('[users]\nmachine = "svc_*"\n')
-    with pytest.raises(ValueError, match="users.machine must be a list of user id patterns"):
+    field = f"{kind}_users"
+    assert getattr(model, field) == ("svc_*", "bot-?")
+    assert getattr(ChurnModel.from_json(model.to_json()), field) == ("svc_*", "bot-?")
+    assert test("bot-7", getattr(model, field)) and not test("Svc_1", getattr(model, field))
+    assert field not in json.loads(ChurnModel().to_json())  # a model without it keeps its file and id
+    (tmp_path / "bad.toml").write_text(f'[users]\n{kind} = "svc_*"\n')
+    with pytest.raises(ValueError, match=f"users.{kind} must be a list of user id patterns"):
         load_config(tmp_path / "bad.toml")
     (tmp_path / "typo.toml").write_text('[user]\nmachine = ["svc_*"]\n')
     with pytest.raises(ValueError, match="did you mean 'users'"):

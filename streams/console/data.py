@@ -800,6 +800,6 @@ def account_dict(report: Any, state: Any, members: list[Any], now_ms: int, alert
 
     return {**report.to_dict(), "as_of": format_ts(now_ms), "subscriptions": account_subscriptions(state, now_ms),
             "members": [{"user_id": m.user_id or None, "stage": STAGES[m.stage], "risk": round(m.risk, 4),
-                         "last_seen": format_ts(m.last_seen_s * 1000), "counted": counted is None or m.key in counted, "machine": m.machine}
+                         "last_seen": format_ts(m.last_seen_s * 1000), "counted": counted is None or m.key in counted, "machine": m.machine, "key": m.key_user}
                         for m in members],
             "alerts": list(alerts)}

@@ -53,12 +53,14 @@ class VocabularyConfig:
     """A ``--config`` file: ``event_types`` (name -> the name to use, trimmed and lower-cased as
     ``models.events.type_aliases`` reads them; None when the file has no such table) and ``roles``
     (role -> the event names, after renaming, that play it; only the roles the file lists);
-    ``machine``: ``[users] machine``, the user id patterns of machine users (None without it)."""
+    ``machine``: ``[users] machine``, the user id patterns of machine users (None without it);
+    ``key``: ``[users] key``, those of the key users (the champion, the admin: QA24b F1; None without it)."""
 
     path: str
     event_types: dict[str, str] | None
     roles: dict[str, list[str]]
     machine: list[str] | None = None
+    key: list[str] | None = None
 
 
 #: The tables of a ``--config`` file that churnwatch reads.
@@ -93,7 +95,7 @@ def load_config(path: str | Path | None) -> VocabularyConfig | None:
                          f"'event_types', 'roles' and 'users')")
     if not isinstance(data, dict) or not (set(CONFIG_TABLES) & set(data)):
         raise ValueError(f"config {target}: needs an 'event_types' table of name -> event name strings, a 'roles' "
-                         f"table of role -> list of event names and/or a 'users' table (machine = [user id patterns])"
+                         f"table of role -> list of event names and/or a 'users' table (machine, key = [user id patterns])"
                          + (f" (found only: {extra})" if extra else ""))
     if extra:
         logger.warning("config %s: ignoring %s (churnwatch reads only 'event_types', 'roles' and 'users')", target,
@@ -106,31 +108,33 @@ def load_config(path: str | Path | None) -> VocabularyConfig | None:
         aliases = type_aliases(mapping) if mapping is not None else None
         if not isinstance(roles, dict):
             raise ValueError(f"'roles' must be a table of role -> list of event names, got {type(roles).__name__}")
-        machine = _machine_patterns(data.get("users"))
+        machine, key = _user_patterns(data.get("users"), "machine"), _user_patterns(data.get("users"), "key")
         # the model file's rules (known roles, lists of names, one role a name); against the base's: train
-        ChurnModel(roles=roles, machine_users=machine or ())
+        ChurnModel(roles=roles, machine_users=machine or (), key_users=key or ())
     except ValueError as exc:
         raise ValueError(f"config {target}: {exc}") from None
-    return VocabularyConfig(str(target), aliases, {k: list(v) for k, v in roles.items()}, machine)
+    return VocabularyConfig(str(target), aliases, {k: list(v) for k, v in roles.items()}, machine, key)
 
 
-def _machine_patterns(users: object) -> list[str] | None:
-    """``[users] machine`` of a config (None without the table), the one key the table has.
+def _user_patterns(users: object, kind: str) -> list[str] | None:
+    """``[users] machine`` or ``[users] key`` (``kind``) of a config (None without it), the keys the table has.
 
-    >>> _machine_patterns({"machine": ["svc_*"]}), _machine_patterns(None)
-    (['svc_*'], None)
-    >>> _machine_patterns({"bots": ["svc_*"]})
+    >>> _user_patterns({"machine": ["svc_*"]}, "machine"), _user_patterns({"machine": ["svc_*"]}, "key"), _user_patterns(None, "key")
+    (['svc_*'], None, None)
+    >>> _user_patterns({"bots": ["svc_*"]}, "machine")
     Traceback (most recent call last):
     ...
-    ValueError: 'users' reads only 'machine' (a list of user id patterns such as "svc_*"), got ['bots']
+    ValueError: 'users' reads only 'machine' and 'key' (lists of user id patterns such as "svc_*"), got ['bots']
     """
     if users is None:
         return None
-    if not isinstance(users, dict) or set(users) - {"machine"}:
-        raise ValueError(f"'users' reads only 'machine' (a list of user id patterns such as \"svc_*\"), got "
+    if not isinstance(users, dict) or set(users) - {"machine", "key"}:
+        raise ValueError(f"'users' reads only 'machine' and 'key' (lists of user id patterns such as \"svc_*\"), got "
                          f"{sorted(users) if isinstance(users, dict) else type(users).__name__}")
-    machine = users.get("machine", [])
-    return list(machine) if isinstance(machine, list) else machine  # type: ignore[no-any-return]
+    if kind not in users:
+        return None
+    patterns = users[kind]
+    return list(patterns) if isinstance(patterns, list) else patterns  # type: ignore[no-any-return]
 
 
 def _misspelt(key: str) -> str | None:

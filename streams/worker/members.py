@@ -49,7 +49,7 @@ from __future__ import annotations
 import logging
 from typing import Mapping, Sequence
 
-from models.account_health import Member, machine_user, member_key
+from models.account_health import Member, key_user, machine_user, member_key
 from models.engine import Mark, Turn, advance
 from models.events import Event
 from models.model import ChurnModel
@@ -96,7 +96,8 @@ def turn_copies(turns: Sequence[Turn], partitions: Sequence[int], accounts: Mapp
         if where is not None and where[0] != uid:
             continue
         ts_ms, seen_s, stage, risk, act, base, gap = turn_version(ts_s, st, model)
-        member = Member(member_key(uid), seen_s, stage, risk, act, base, uid, gap, machine_user(uid, model.machine_users))
+        member = Member(member_key(uid), seen_s, stage, risk, act, base, uid, gap, machine_user(uid, model.machine_users),
+                        key_user(uid, model.key_users))
         out.append(member_copy(uid, ts_ms, member, p, where[2] if where is not None else last_offset.get(p, 0), turn=True,
                                said=why))
     return out
@@ -128,5 +129,6 @@ def versions_of(user_id: str, marks: list[Mark], events: Sequence[Event], model:
     if not marks:
         return []
     key, machine = member_key(user_id), machine_user(user_id, model.machine_users)  # the flag: the model's [users] machine
-    return [(ts_ms, Member(key, seen_s, stage, risk, act, base, user_id, gap, machine))
+    keyed = key_user(user_id, model.key_users)  # and [users] key (QA24b F1)
+    return [(ts_ms, Member(key, seen_s, stage, risk, act, base, user_id, gap, machine, keyed))
             for ts_ms, seen_s, stage, risk, act, base, gap in mark_versions(marks, events, model, period_ms)]
