@@ -382,7 +382,7 @@ def group_plain(records: list[Any], events: list[Event | Rejection], start: int,
         ts = ev.ts_ms
         if ts < floor or (ts <= stream and ts < stream - lateness):
             break
-        stamp = rec.timestamp
+        stamp: int = rec.timestamp  # unboxed once: native arithmetic below, not the generic kind
         if ts - stamp > max_clock_skew_ms and stamp >= MIN_RECORD_STAMP_MS:  # ahead_of_record, inline
             break
         size = len(seen_ids)

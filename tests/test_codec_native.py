@@ -77,16 +77,18 @@ def test_the_decoder_reads_through_the_compiled_checks_where_built() -> None:
 
 _RECORD = st.tuples(
     st.integers(0, 3), st.integers(0, 6), st.integers(-5_000_000, 5_000_000), st.sampled_from(["", "", "acme"]),
-    st.sampled_from(["keyed", "keyed", "other", "none"]),
+    st.sampled_from(["keyed", "keyed", "other", "none"]), st.sampled_from([0, 0, 1, 2]),
 )
 
 
 @compiled_only
 @settings(max_examples=100, deadline=None)
 @given(st.lists(_RECORD, max_size=40), st.booleans())
-def test_compiled_grouping_equals_the_pure_python(records: list[tuple[int, int, int, str, str]], routed: bool) -> None:
+def test_compiled_grouping_equals_the_pure_python(records: list[tuple[int, int, int, str, str, int]], routed: bool) -> None:
     """``decode_batch`` with the compiled checks and grouping and with their pure copies: the
-    same users, events, offsets, DLQ records and clock."""
+    same users, events, offsets, DLQ records and clock. The record's timestamp is unset (0), the
+    event's own, or two hours before it (``future``: ahead of its record), so the grouping's
+    native test of the timestamp runs both ways."""
     from unittest import mock
 
     import orjson
@@ -97,10 +99,11 @@ def test_compiled_grouping_equals_the_pure_python(records: list[tuple[int, int, 
 
     start_ms = 1_767_225_600_000
     batch = []
-    for i, (u, e, dt, account, key) in enumerate(records):
+    for i, (u, e, dt, account, key, stamped) in enumerate(records):
         value = orjson.dumps({"event_id": f"e{e}", "user_id": f"u{u}", "type": "view", "ts": start_ms + dt, "account_id": account})
         k = f"u{u}".encode() if key == "keyed" else (b"k" if key == "other" else None)
-        batch.append(type("Rec", (), {"offset": i, "key": k, "value": value, "timestamp": 0, "headers": ()})())
+        stamp = (0, start_ms + dt, start_ms + dt - 7_200_000)[stamped]
+        batch.append(type("Rec", (), {"offset": i, "key": k, "value": value, "timestamp": stamp, "headers": ()})())
 
     def run(module: Any) -> tuple[object, ...]:
         decoder = Decoder()
