@@ -238,8 +238,9 @@ def with_vocabulary(base: ChurnModel, config: VocabularyConfig | None) -> ChurnM
     roles = {**{k: list(v) for k, v in base.roles.items()}, **config.roles}
     aliases = config.event_types if config.event_types is not None else base.event_types
     machine = config.machine if config.machine is not None else base.machine_users
+    calendar = config.calendar if config.calendar is not None else base.quiet_calendar
     try:
-        return base.with_(event_types=aliases, roles=roles, machine_users=machine)
+        return base.with_(event_types=aliases, roles=roles, machine_users=machine, quiet_calendar=calendar)
     except ValueError as exc:  # e.g. a config role's name in another role of the base
         raise UserError(f"--config {config.path}: {exc}{_kept_role_fix(base, config.roles)}") from None
 
@@ -297,7 +298,8 @@ def base_model(args: argparse.Namespace, settings: Settings) -> ChurnModel:
     print(f"reading the topic with the renames ({renames}) and roles of the model in use {found}, as the workers read it "
           f"(--config or --base-model to give others)")
     return ChurnModel().with_(event_types=record.event_types, roles={k: list(v) for k, v in record.roles.items()},
-                              machine_users=record.machine_users)  # its machine users too: a retrained model keeps them
+                              machine_users=record.machine_users,  # its machine users and calendar too: a retrained model keeps them
+                              quiet_calendar=record.quiet_calendar)
 
 
 def unmatched_role_lines(matched: Mapping[str, int], model: ChurnModel) -> list[str]:
