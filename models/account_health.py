@@ -122,6 +122,7 @@ from models.lifecycle import LAPSED
 from models.monthly import BUCKETS, Cycle, add_phase, rebase, add_volume, burst_cycle, burst_usage, kept_window
 from models.reasons import _ago, _counted, _days
 from models.revenue import AccountView
+from models.signals import _SILENT_S, SILENT_CAP_S, SILENT_INTERVALS, silent_line_s
 from models.state import RESUME_QUIET_S, STAGES
 from models.subscription import _PAID, RENEWAL_GRACE_MS, RENEWAL_WINDOW_MIN_MS, Subscription
 
@@ -186,15 +187,7 @@ BILL_FALL: Final[float] = 0.2
 _RISE_RISK: Final[float] = 0.5
 #: ... for 30 days, as a downgrade's (the fee-shock cancellers left 0-20 days after it)
 RISE_COUNTS_MS: Final[int] = 30 * 86_400_000
-_SILENT_S: Final[int] = 14 * DAY_S
 _GONE_AFTER_SILENT_S: Final[int] = LAPSED_S - _SILENT_S  # gone a week after silent (gone_member)
-#: A member is silent for its account after ``SILENT_INTERVALS`` of its own usual intervals between
-#: active days, if that is longer than 14 days, and at most after ``SILENT_CAP_S`` (:func:`silent_after_s`).
-#: 2 is the lifecycle's ``overdue_factor`` (``models.model.ChurnModel``, models.lifecycle rule 5:
-#: "declining" once a user's silence is 2 usual intervals), the user side's "silent past its own rhythm".
-SILENT_INTERVALS: Final[float] = 2.0
-#: ... and 30 days (a month, the model's horizon) at most: see :func:`silent_after_s`.
-SILENT_CAP_S: Final[int] = 30 * DAY_S
 _MEMBER = struct.Struct("<QIBfff")  # key, last seen s, stage index, open risk, act 28d and its base at last seen
 # a member record keeps the user id when it has at most this many bytes: 25 + 5 + 200 stays under the
 # listpack value limit (``hash-max-listpack-value`` 256) of the account's member hash
@@ -1022,11 +1015,7 @@ def silent_after_s(m: Member, cycle: Cycle | None = None) -> int:
     >>> [silent_after_s(Member(1, 0, 1, 0.0, 1.0, 1.0, "", g)) // DAY_S for g in (0.0, 1.4, 7.0, 10.0, 20.0)]
     [14, 14, 14, 20, 30]
     """
-    if not m.gap_days > 0.0:  # unknown (or not a number: a damaged record)
-        own = _SILENT_S
-    else:
-        own = SILENT_INTERVALS * m.gap_days * DAY_S
-        own = _SILENT_S if own < _SILENT_S else SILENT_CAP_S if own > SILENT_CAP_S else int(own)
+    own = silent_line_s(m.gap_days)  # the formula (models.signals), shared with the product's calendar
     return own if cycle is None else max(own, cycle.due_s(m.last_seen_s) - m.last_seen_s)
 
 

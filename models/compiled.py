@@ -116,6 +116,12 @@ class CompiledModel:
     material_rise: float
     quiet_days: float
     review_interval_days: float
+    # The product's declared quiet periods (``ChurnModel.quiet_calendar``, ``[calendar] quiet``) as
+    # sorted occurrences, first second and the second after the last day, over 1970-2199 (the
+    # stream's years): models.signals.calendar_hold_s finds the one of a moment by bisection. Empty: none.
+    calendar_starts: tuple[int, ...]
+    calendar_ends: tuple[int, ...]
+    calendar_names: tuple[str, ...]  # each occurrence's range as declared ("07-01..08-31"), for the reasons
     retention_days: float
     customer_retention_days: float  # max(retention_days, the model's customer_retention_days)
     # Whether the model knows the product's kinds of activity (models.reasons._kinds_known: its
@@ -136,6 +142,27 @@ class CompiledModel:
     verdicts: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
 
+def calendar_occurrences(quiet: Sequence[str]) -> tuple[tuple[int, ...], tuple[int, ...], tuple[str, ...]]:
+    """The occurrences of the product's quiet periods (``ChurnModel.quiet_calendar``, ranges
+    ``MM-DD..MM-DD`` as models.quiet_period reads an account's) in seconds, 1970-2199, sorted:
+    (first seconds, seconds after their last days, their ranges); ((), (), ()) without any.
+
+    >>> starts, ends, names = calendar_occurrences(["12-20..01-04"]); (len(starts), (ends[0] - starts[0]) // 86_400, names[0])
+    (230, 16, '12-20..01-04')
+    """
+    if not quiet:
+        return (), (), ()
+    from models.quiet_period import parse_quiet  # here: models.quiet_period reads the account rules, which read this module
+
+    spans: list[tuple[int, int, str]] = []
+    for p in parse_quiet(";".join(quiet)):
+        for y in range(1970, 2200):
+            start, end = p.occurrence(y)
+            spans.append((start, end, str(p)))
+    spans.sort()
+    return tuple(a // 1000 for a, _, _ in spans), tuple(b // 1000 for _, b, _ in spans), tuple(n for _, _, n in spans)
+
+
 def compile_model(model: "ChurnModel") -> CompiledModel:
     """The compiled form of ``model`` (called by ``ChurnModel.__post_init__``)."""
     visit: Mapping[str, float] | None = model.population.get(VISIT_KEY)
@@ -150,6 +177,7 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
     caps = risk_caps(model.population.get(CAPS_KEY), features)
     kinds, purchase_kind = product_kinds(model.population.get(KINDS_KEY), vocabulary)
     visits = BgNbdParams.from_mapping(visit) if visit else DEFAULT_VISIT_PARAMS
+    calendar = calendar_occurrences(model.quiet_calendar)
     return CompiledModel(
         visits=visits,
         purchases=BgNbdParams.from_mapping(model.bgnbd) if model.bgnbd else None,
@@ -189,6 +217,9 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
         material_rise=float(model.material_rise),
         quiet_days=float(model.quiet_days),
         review_interval_days=float(model.review_interval_days),
+        calendar_starts=calendar[0],
+        calendar_ends=calendar[1],
+        calendar_names=calendar[2],
         retention_days=float(model.retention_days),
         customer_retention_days=float(max(model.retention_days, model.customer_retention_days)),
         kinds_known=KINDS_KEY in model.population or bool(vocabulary.tracked),

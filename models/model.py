@@ -24,6 +24,7 @@ from models.compiled import CompiledModel, compile_model
 from models.events import SUBSCRIPTION_TYPE, TypeMap, type_aliases
 from models.vocabulary import DEFAULT_ROLES, GRIEVANCE_ROLE, ROLES
 from models.risk import FREE_SIGNS, PRIOR_INTERCEPT, PRIOR_WEIGHTS, check_weights
+from models.quiet_period import parse_quiet
 from models.subscription import a_type
 
 __all__ = ["ChurnModel", "DEFAULT_MODEL_PATH", "LEARNED_KEY", "ORDERED_ROLES", "REQUIRED_FIELDS", "free_signs", "learned_root", "load_model", "role_names",
@@ -106,6 +107,12 @@ class ChurnModel:
     # such a user silent past their own rhythm puts the account at risk on their own, whatever their
     # share of its activity (models.account_health.key_user; QA24b F1). Empty: none declared.
     key_users: Sequence[str] = ()
+    # The product's quiet periods (``--config``'s ``[calendar] quiet``, written by ``train``): yearly
+    # ranges ``MM-DD..MM-DD`` (UTC, both days included, e.g. a school's summer ``07-01..08-31``)
+    # in which the users' silence and decline are no news (models.signals.calendar_hold_s, read as
+    # a pause), as an account's declared ``quiet`` is for its account (models.quiet_period: the same
+    # ranges, the same error lines). Empty: none (the file leaves it out).
+    quiet_calendar: Sequence[str] = ()
     # Alerts worth a call (models.engine): a closed at-risk alert re-opens only after
     # ``quiet_days`` or on a rise of ``material_rise`` above the risk it opened at; at-risk opens
     # only for reachable users (not dormant or churned: those are the win-back list).
@@ -166,6 +173,7 @@ class ChurnModel:
         object.__setattr__(self, "machine_users", tuple(self.machine_users))
         _check_patterns(self.key_users, "key", "teacher_*")
         object.__setattr__(self, "key_users", tuple(self.key_users))
+        object.__setattr__(self, "quiet_calendar", _calendar(self.quiet_calendar))
         object.__setattr__(self, "event_types", type_aliases(self.event_types))  # as the readers apply it
         object.__setattr__(self, "type_map", TypeMap(dict(self.event_types)))
         object.__setattr__(self, "compiled", compile_model(self))  # frozen: set once, at construction
@@ -175,7 +183,7 @@ class ChurnModel:
         del data["compiled"], data["type_map"]  # derived, not part of the file
         if not data["event_types"]:
             del data["event_types"]  # optional (module docstring): a model without renames keeps its file and id
-        for optional in ("machine_users", "key_users"):
+        for optional in ("machine_users", "key_users", "quiet_calendar"):
             if not data[optional]:
                 del data[optional]  # optional, as event_types
         return json.dumps({"format": MODEL_FORMAT, **_finite(data)}, indent=2, sort_keys=True, allow_nan=False)
@@ -303,6 +311,29 @@ def _check_roles(roles: object) -> None:
         raise ValueError(f"roles.subscription is {list(roles['subscription'])}: only '{SUBSCRIPTION_TYPE}' plays it (a billing "
                          f"statement's record is read under that name only: send billing statements as type '{SUBSCRIPTION_TYPE}'); "
                          f"leave the role out of [roles]")
+
+
+def _calendar(ranges: object) -> tuple[str, ...]:
+    """``quiet_calendar`` as the file keeps it (each range as models.quiet_period writes it);
+    ValueError in models.quiet_period's one line (``calendar.quiet`` names where it is).
+
+    >>> _calendar(["07-01..08-31", " 12-20..01-04"])
+    ('07-01..08-31', '12-20..01-04')
+    >>> for bad in ("07-01..08-31", ["07-01..08-31", "08-15..09-10"], ["summer"]):
+    ...     try:
+    ...         _calendar(bad)
+    ...     except ValueError as exc:
+    ...         print(exc)
+    calendar.quiet must be a list of ranges MM-DD..MM-DD (e.g. ["07-01..08-31", "12-20..01-04"]), got a str
+    calendar.quiet: quiet 08-15..09-10 overlaps 07-01..08-31
+    calendar.quiet: quiet 'summer' is not a range MM-DD..MM-DD (e.g. 08-01..08-31; several separated by ';')
+    """
+    if isinstance(ranges, (str, bytes)) or not isinstance(ranges, (list, tuple)) or not all(isinstance(r, str) for r in ranges):
+        raise ValueError(f'calendar.quiet must be a list of ranges MM-DD..MM-DD (e.g. ["07-01..08-31", "12-20..01-04"]), got {a_type(ranges)}')
+    try:
+        return tuple(str(p) for p in parse_quiet(";".join(ranges)))
+    except ValueError as exc:
+        raise ValueError(f"calendar.quiet: {exc}") from None
 
 
 def _check_patterns(patterns: object, kind: str = "machine", example: str = "svc_*") -> None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 from typing import Final, Sequence
 
 from models.account_health import AccountRollup, Member, silent_after_s
+from models.signals import SUSTAINED_AFTER_S
 from models.reasons import _ago
 
 __all__ = ["AFTER_S", "MAX_DAYS", "SUSTAINED_AFTER_S", "QuietPeriod", "QuietWindow", "parse_quiet", "quiet_members", "quiet_rollup", "quiet_starts_ms",
@@ -44,12 +45,8 @@ DAY_MS: Final[int] = 86_400_000
 #: its end. The usage trend (a 2-week figure) is not judged in those 2 weeks either: what it holds then
 #: is the quiet period.
 AFTER_S: Final[int] = 14 * 86_400
-#: ... and the account's 4-week figure holds the period for 8 weeks after its end: the sustained
-#: fall (``models.account_health.sustained_line``, QA23b F4) is not judged until then (``rollup``'s
-#: ``sustained``), or a season would read as a fall once its 2 weeks after had passed. Why 8 weeks:
-#: two of the figure's time constants (28 days) leave at most e^-2 (14%) of the season's hole in it,
-#: so a figure back at its usual rate reads 86% or more, a part of 0.18 at most, under the line.
-SUSTAINED_AFTER_S: Final[int] = 56 * 86_400
+#: ... and the account's 4-week figure holds the period for 8 weeks after its end (models.signals says why):
+#: the sustained fall (``models.account_health.sustained_line``, QA23b F4) is not judged until then.
 #: A quiet period is a season, not a way to switch the account's alerts off: at most 4 months.
 MAX_DAYS: Final[int] = 122
 

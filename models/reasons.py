@@ -110,6 +110,7 @@ first reason already ("cancelled 3 days ago"), not because of a rhythm.
 
 from __future__ import annotations
 
+import bisect
 import math
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Final, Literal, Sequence
@@ -118,7 +119,7 @@ from models.compiled import KINDS_KEY, CompiledModel
 from models.health import percentile
 from models.lifecycle import RETURN_SHARE, back_share, declining_cause
 from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, at_cap, combine, exit_open, lifetime_count, reference, risk_probability
-from models.signals import (Signals, credit_gap_days, credit_late, grievance_stands, kinds_used, kinds_used_count, order_gap_days,
+from models.signals import (Signals, calendar_hold_s, credit_gap_days, credit_late, grievance_stands, kinds_used, kinds_used_count, order_gap_days,
                             _round_even, paid_period_runs, rate_ratio, reorder_late)
 from models.state import DAY_S, GRIEVANCE, GRIEVANCE_LATEST, LONG_PERIOD, PAYS_SUBSCRIPTION, UserState
 from models.subscription import calendar_days
@@ -1263,6 +1264,21 @@ def _words(key: str, st: UserState, sig: Signals, values: Sequence[float], tempe
     return _text(key, st, sig, temperature, model, c) if against else _good_text(key, st, sig, temperature, model)
 
 
+def _calendar_text(st: UserState, sig: Signals, c: CompiledModel) -> str:
+    """The product's quiet period that holds the user now (models.signals.calendar_hold_s), in
+    the words of an account's (models.quiet_period.quiet_text): "in the product's quiet period
+    (07-01..08-31)", after it "the product's quiet period (07-01..08-31) ended 5 days ago"; "" when
+    it does not hold the user (a pause does)."""
+    now = sig.now_s
+    if not calendar_hold_s(c.calendar_starts, c.calendar_ends, st.first_seen_s, st.last_seen_s, now, sig.visit_gap_days):
+        return ""
+    i = bisect.bisect_right(c.calendar_starts, now) - 1
+    name, end = c.calendar_names[i], c.calendar_ends[i]
+    if now < end:
+        return f"in the product's quiet period ({name})"
+    return f"the product's quiet period ({name}) ended {_ago((now - end) / DAY_S)}"
+
+
 def _paid_through(period_end_s: int) -> str:
     """The last day the paid period covers (the state keeps its end rounded up to a day)."""
     return _day(period_end_s - 1)
@@ -1431,6 +1447,10 @@ def explain(
             found.append((0.0, "still_open", _still_open_text(st, sig), ""))
     if sig.in_trial and purpose != "declining":  # the user's plan is a trial: the context, as a renewal's (QA23a F1)
         found.append((_CONTEXT, "trial", _TRIAL_TEXT, ""))
+    if c.calendar_starts and sig.paused_until_s > sig.now_s:  # the product's quiet period holds the user (QA24b)
+        calendar = _calendar_text(st, sig, c)
+        if calendar:
+            found.append((_CONTEXT, "calendar", calendar, ""))
     if purpose == "scores":
         if stage == "reactivated":
             found.append((_LAST, "back", _text("back", st, sig, temperature, model), ""))

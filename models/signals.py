@@ -16,6 +16,7 @@ relies on to find the next threshold crossing by bisection.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Final
@@ -31,7 +32,11 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "DEFAULT_PURCHASE_GAP_DAYS",
     "DEFAULT_VISIT_GAP_DAYS",
+    "SILENT_CAP_S",
+    "SILENT_INTERVALS",
+    "SUSTAINED_AFTER_S",
     "Signals",
+    "calendar_hold_s",
     "compute_signals",
     "CREDIT_LATE_FACTOR",
     "credit_gap_days",
@@ -311,6 +316,73 @@ def _late_at_days(sig: Signals) -> float:
 
 #: The renewal's grace in seconds (models.subscription.RENEWAL_GRACE_MS: why a day).
 RENEWAL_GRACE_S: Final[int] = RENEWAL_GRACE_MS // 1000
+
+_SILENT_S: Final[int] = 14 * DAY_S
+#: A user is silent past its own rhythm after ``SILENT_INTERVALS`` of its usual intervals between
+#: active days, if that is longer than 14 days, and at most after ``SILENT_CAP_S`` (:func:`silent_line_s`).
+#: 2 is the lifecycle's ``overdue_factor`` (``models.model.ChurnModel``, models.lifecycle rule 5:
+#: "declining" once a user's silence is 2 usual intervals), the user side's "silent past its own rhythm".
+SILENT_INTERVALS: Final[float] = 2.0
+#: ... and 30 days (a month, the model's horizon) at most (models.account_health.silent_after_s says why).
+SILENT_CAP_S: Final[int] = 30 * DAY_S
+
+
+def silent_line_s(gap_days: float) -> int:
+    """The silence (seconds) past a user's own rhythm: the larger of 14 days and ``SILENT_INTERVALS``
+    of ``gap_days`` (its usual interval between active days), at most ``SILENT_CAP_S``; 14 days
+    when the rhythm is unknown. An account's silent member (models.account_health.silent_after_s)
+    and the settling window after the product's quiet period (:func:`calendar_hold_s`).
+
+    >>> [silent_line_s(g) // DAY_S for g in (0.0, 1.4, 7.0, 10.0, 20.0, float("nan"))]
+    [14, 14, 14, 20, 30, 14]
+    """
+    if not gap_days > 0.0:  # unknown (or not a number: a damaged record)
+        return _SILENT_S
+    own = SILENT_INTERVALS * gap_days * DAY_S
+    return _SILENT_S if own < _SILENT_S else SILENT_CAP_S if own > SILENT_CAP_S else int(own)
+
+
+#: A 4-week figure holds a quiet period for 8 weeks after its end: the account's sustained fall
+#: (models.quiet_period, ``models.account_health.sustained_line``, QA23b F4) is not judged until then,
+#: nor a returned user's decline (:func:`calendar_hold_s`), or a season would read as a fall once its
+#: settling window had passed. Why 8 weeks: two of the figure's time constants (28 days) leave at most
+#: e^-2 (14%) of the season's hole in it, so a figure back at its usual rate reads 86% or more.
+SUSTAINED_AFTER_S: Final[int] = 56 * 86_400
+
+
+def calendar_hold_s(starts: tuple[int, ...], ends: tuple[int, ...], first_seen_s: int, last_seen_s: int, now_s: int,
+                    gap_days: float) -> int:
+    """Until when the product's declared quiet period holds a user's silence (0: it does not):
+    the period whose first second ``starts[i]`` (sorted occurrences, ``ends[i]`` the second after
+    its last day: models.compiled ``calendar_starts``/``calendar_ends``) is the latest at or before
+    ``now_s``, while ``now_s`` is before its end plus the user's settling window, the user's silence
+    line (:func:`silent_line_s`: 14 days, or 2 of its usual intervals, 30 days at most), and the
+    user was not already silent past that line when the period began (the period explains no
+    silence before it) and was first seen before its end (a newcomer after it has no season in its
+    counters). A user back after the end is held while it keeps coming, until its own silence line
+    after its latest visit, and 8 weeks after the end at most (:data:`SUSTAINED_AFTER_S`): its 4-week
+    figures hold the season's hole until then (QA24b: 215 at-risk alerts on the settling window's
+    last day, 177 of them users back since 09-01, "4-week activity down 56% against the 3-month
+    rate"); silent again, its silence is counted from its return. The engine reads it as a pause (``Signals.paused_until_s``: stage held, no
+    at-risk alert from silence or decline, a review at its end; models.lifecycle rule 0); facts
+    still count (a cancellation churns, a cancellation request or a grievance opens the alert).
+
+    >>> d = DAY_S; starts, ends = (181 * d, 535 * d), (243 * d, 597 * d)  # 07-01..08-31 in two years
+    >>> [calendar_hold_s(starts, ends, 0, 175 * d, t * d, 1.0) // d for t in (180, 181, 250, 256, 257)]
+    [0, 257, 257, 257, 0]
+    >>> calendar_hold_s(starts, ends, 0, 160 * d, 200 * d, 1.0), calendar_hold_s(starts, ends, 0, 175 * d, 200 * d, 10.0) // d
+    (0, 263)
+    >>> [calendar_hold_s(starts, ends, 0, seen * d, 260 * d, 1.0) // d for seen in (246, 259, 300)], calendar_hold_s(starts, ends, 245 * d, 259 * d, 260 * d, 1.0)
+    ([0, 273, 299], 0)
+    """
+    i = bisect.bisect_right(starts, now_s) - 1
+    if i < 0 or first_seen_s >= ends[i]:
+        return 0
+    line = silent_line_s(gap_days)
+    until = ends[i] + line
+    if last_seen_s >= ends[i]:  # back after the period: held while it keeps coming, 8 weeks at most
+        until = last_seen_s + line if last_seen_s + line < ends[i] + SUSTAINED_AFTER_S else ends[i] + SUSTAINED_AFTER_S
+    return until if now_s < until and last_seen_s > starts[i] - line else 0
 
 
 def paid_period_passes_s(sig: Signals) -> int:
@@ -688,6 +760,10 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel", c: "Compiled
     # starred argument: with one, mypyc builds a list and a tuple and calls the class generically
     # (its __init__ parses the 30-odd boxed arguments, ~2.4k instructions a call: docs/SCALING.md).
     period_end, paused_until, trialing, lost_trial = _period_ends(st)
+    if c.calendar_starts:  # the product's quiet period (``[calendar] quiet``): its silence is no news
+        held = calendar_hold_s(c.calendar_starts, c.calendar_ends, st.first_seen_s, st.last_seen_s, now_s, gap)
+        if held > paused_until:
+            paused_until = held
     return Signals(
         now_s, silence, age, tenure, st.active_days,
         st.act_7d * f7, st.act_28d * f28, st.act_90d * f90,

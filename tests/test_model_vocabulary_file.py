@@ -257,7 +257,7 @@ def test_review10_a_config_with_other_tables_warns_and_a_misspelt_one_is_refused
         loaded = load_config(extra)
     assert loaded is not None and loaded.event_types == {"checkout_completed": "purchase"}
     warned = [r.getMessage() for r in caplog.records if r.name == "streams.offline.replay"]
-    assert warned == [f"config {extra}: ignoring 'dbt', 'description' (churnwatch reads only 'event_types', 'roles' and 'users')"]
+    assert warned == [f"config {extra}: ignoring 'dbt', 'description' (churnwatch reads only 'event_types', 'roles', 'users' and 'calendar')"]
 
     events = _one_event_csv(tmp_path)
     argv = ["backtest", "--events", str(events), "--as-of", "2026-01-02", "--out", str(tmp_path / "b.csv"), "--no-progress"]

@@ -54,21 +54,23 @@ class VocabularyConfig:
     ``models.events.type_aliases`` reads them; None when the file has no such table) and ``roles``
     (role -> the event names, after renaming, that play it; only the roles the file lists);
     ``machine``: ``[users] machine``, the user id patterns of machine users (None without it);
-    ``key``: ``[users] key``, those of the key users (the champion, the admin: QA24b F1; None without it)."""
+    ``key``: ``[users] key``, those of the key users (the champion, the admin: QA24b F1; None without it);
+    ``calendar``: ``[calendar] quiet``, the product's quiet periods (None without it)."""
 
     path: str
     event_types: dict[str, str] | None
     roles: dict[str, list[str]]
     machine: list[str] | None = None
     key: list[str] | None = None
+    calendar: list[str] | None = None
 
 
 #: The tables of a ``--config`` file that churnwatch reads.
-CONFIG_TABLES: tuple[str, ...] = ("event_types", "roles", "users")
+CONFIG_TABLES: tuple[str, ...] = ("event_types", "roles", "users", "calendar")
 
 
 def load_config(path: str | Path | None) -> VocabularyConfig | None:
-    """The ``[event_types]``, ``[roles]`` and ``[users]`` tables of a JSON or TOML file (None without a file);
+    """The ``[event_types]``, ``[roles]``, ``[users]`` and ``[calendar]`` tables of a JSON or TOML file (None without a file);
     ValueError in one line naming the file for anything else.
 
     Other top-level keys are left for whoever else reads the file (a ``description``, a tool's own
@@ -92,13 +94,13 @@ def load_config(path: str | Path | None) -> VocabularyConfig | None:
     typo = next(((key, meant) for key in extra if (meant := _misspelt(key))), None)
     if typo:
         raise ValueError(f"config {target}: unknown table {typo[0]!r}: did you mean {typo[1]!r}? (churnwatch reads "
-                         f"'event_types', 'roles' and 'users')")
+                         f"'event_types', 'roles', 'users' and 'calendar')")
     if not isinstance(data, dict) or not (set(CONFIG_TABLES) & set(data)):
         raise ValueError(f"config {target}: needs an 'event_types' table of name -> event name strings, a 'roles' "
-                         f"table of role -> list of event names and/or a 'users' table (machine, key = [user id patterns])"
+                         f"table of role -> list of event names and/or a 'users' table (machine, key = [user id patterns]) and/or a 'calendar' table (quiet = [\"07-01..08-31\", ...])"
                          + (f" (found only: {extra})" if extra else ""))
     if extra:
-        logger.warning("config %s: ignoring %s (churnwatch reads only 'event_types', 'roles' and 'users')", target,
+        logger.warning("config %s: ignoring %s (churnwatch reads only 'event_types', 'roles', 'users' and 'calendar')", target,
                        ", ".join(repr(k) for k in extra))
     mapping = data.get("event_types")
     if mapping is not None and (not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items())):
@@ -109,11 +111,12 @@ def load_config(path: str | Path | None) -> VocabularyConfig | None:
         if not isinstance(roles, dict):
             raise ValueError(f"'roles' must be a table of role -> list of event names, got {type(roles).__name__}")
         machine, key = _user_patterns(data.get("users"), "machine"), _user_patterns(data.get("users"), "key")
-        # the model file's rules (known roles, lists of names, one role a name); against the base's: train
-        ChurnModel(roles=roles, machine_users=machine or (), key_users=key or ())
+        calendar = _calendar_quiet(data.get("calendar"))
+        # the model file's rules (known roles, lists of names, one role a name, quiet ranges); against the base's: train
+        ChurnModel(roles=roles, machine_users=machine or (), key_users=key or (), quiet_calendar=calendar or ())
     except ValueError as exc:
         raise ValueError(f"config {target}: {exc}") from None
-    return VocabularyConfig(str(target), aliases, {k: list(v) for k, v in roles.items()}, machine, key)
+    return VocabularyConfig(str(target), aliases, {k: list(v) for k, v in roles.items()}, machine, key, calendar)
 
 
 def _user_patterns(users: object, kind: str) -> list[str] | None:
@@ -126,15 +129,36 @@ def _user_patterns(users: object, kind: str) -> list[str] | None:
     ...
     ValueError: 'users' reads only 'machine' and 'key' (lists of user id patterns such as "svc_*"), got ['bots']
     """
-    if users is None:
+    return _one_list(users, "users", ("machine", "key"), kind, 'lists of user id patterns such as "svc_*"')
+
+
+def _calendar_quiet(calendar: object) -> list[str] | None:
+    """``[calendar] quiet`` of a config (None without the table), the one key the table has: the
+    product's quiet periods (``ChurnModel.quiet_calendar`` checks the ranges).
+
+    >>> _calendar_quiet({"quiet": ["07-01..08-31"]}), _calendar_quiet(None)
+    (['07-01..08-31'], None)
+    >>> _calendar_quiet({"summer": "07-01..08-31"})
+    Traceback (most recent call last):
+    ...
+    ValueError: 'calendar' reads only 'quiet' (a list of ranges MM-DD..MM-DD such as "07-01..08-31"), got ['summer']
+    """
+    return _one_list(calendar, "calendar", ("quiet",), "quiet", 'a list of ranges MM-DD..MM-DD such as "07-01..08-31"')
+
+
+def _one_list(table: object, name: str, keys: tuple[str, ...], key: str, what: str) -> list[str] | None:
+    """The list under ``key`` of a config's table ``name``, whose keys are ``keys`` (None without
+    the table or the key; the model file checks the items); ValueError naming the keys and ``what``
+    they hold."""
+    if table is None:
         return None
-    if not isinstance(users, dict) or set(users) - {"machine", "key"}:
-        raise ValueError(f"'users' reads only 'machine' and 'key' (lists of user id patterns such as \"svc_*\"), got "
-                         f"{sorted(users) if isinstance(users, dict) else type(users).__name__}")
-    if kind not in users:
+    if not isinstance(table, dict) or set(table) - set(keys):
+        raise ValueError(f"'{name}' reads only {' and '.join(repr(k) for k in keys)} ({what}), got "
+                         f"{sorted(table) if isinstance(table, dict) else type(table).__name__}")
+    if key not in table:
         return None
-    patterns = users[kind]
-    return list(patterns) if isinstance(patterns, list) else patterns  # type: ignore[no-any-return]
+    value = table[key]
+    return list(value) if isinstance(value, list) else value  # type: ignore[no-any-return]
 
 
 def _misspelt(key: str) -> str | None:
@@ -187,6 +211,12 @@ def with_config(model: ChurnModel, config: VocabularyConfig | None, what: str) -
                          f"writes them into the model): leave [roles] out, or write a model file with them: churnwatch "
                          f"train --events FILE --config {config.path} --no-fit --out m.json keeps the default's weights "
                          f"(no labels needed), without --no-fit fits them on your history")
+    if config.calendar is not None and model.quiet_calendar and tuple(config.calendar) != model.quiet_calendar:
+        raise ValueError(f"--config {config.path} declares calendar.quiet = {config.calendar}, but {what} has "
+                         f"{list(model.quiet_calendar)}: a model's calendar is fixed in its file (train --config writes it): "
+                         f"leave [calendar] out or make it the same")
+    if config.calendar and not model.quiet_calendar:
+        model = model.with_(quiet_calendar=config.calendar)
     if config.event_types and not model.event_types:
         return model.with_(event_types=config.event_types)
     return model
