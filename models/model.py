@@ -6,7 +6,8 @@ events; ``churnwatch train`` writes a new file, workers load it at start.
 The file's format is ``churnwatch-model/1``; fields added since are optional and written only
 when they say something, so older files load and an unchanged model keeps its id:
 ``event_types`` (the renames the model was trained with, ``train --config``: every reader of
-events under the model applies them) and ``machine_users`` (``[users] machine``) are left out when empty, and a reader from before it refuses
+events under the model applies them), ``machine_users`` (``[users] machine``) and
+``lifetime_to_renewal`` (chosen by ``train``) are left out when empty or false, and a reader from before it refuses
 a file that has it (an unknown field) rather than run the model on names it was not trained on.
 The risk model (``risk_weights``, ``risk_intercept``) must be in the file: without it a file ran
 the default's weights without a word (QA7 L1).
@@ -101,6 +102,12 @@ class ChurnModel:
     # counted, silent or named as its most active user, no at-risk alert of their own
     # (models.account_health.machine_user; QA23b F2). Empty: every user is a person.
     machine_users: Sequence[str] = ()
+    # Whether a subscriber's ``lifetime:`` volumes are weighed as carried on to the end of the paid
+    # period at the user's own rate so far (models.risk.by_renewal) rather than as counted since
+    # first seen: a learned setting, chosen by ``train`` per product by out-of-fold log-loss
+    # (streams.offline.train.choose_projection; docs/SCORES.md "Lifetime volume by the renewal").
+    # False (the default, and every file without it): the count since first seen.
+    lifetime_to_renewal: bool = False
     # Alerts worth a call (models.engine): a closed at-risk alert re-opens only after
     # ``quiet_days`` or on a rise of ``material_rise`` above the risk it opened at; at-risk opens
     # only for reachable users (not dormant or churned: those are the win-back list).
@@ -158,6 +165,8 @@ class ChurnModel:
         _check_names("tracked_types", self.tracked_types)
         object.__setattr__(self, "tracked_types", tuple(self.tracked_types))  # a JSON list reads back equal
         _check_patterns(self.machine_users)
+        if not isinstance(self.lifetime_to_renewal, bool):
+            raise ValueError(f"lifetime_to_renewal must be true or false, got {a_type(self.lifetime_to_renewal)}")
         object.__setattr__(self, "machine_users", tuple(self.machine_users))
         object.__setattr__(self, "event_types", type_aliases(self.event_types))  # as the readers apply it
         object.__setattr__(self, "type_map", TypeMap(dict(self.event_types)))
@@ -170,6 +179,8 @@ class ChurnModel:
             del data["event_types"]  # optional (module docstring): a model without renames keeps its file and id
         if not data["machine_users"]:
             del data["machine_users"]  # optional, as event_types
+        if not data["lifetime_to_renewal"]:
+            del data["lifetime_to_renewal"]  # optional, as event_types
         return json.dumps({"format": MODEL_FORMAT, **_finite(data)}, indent=2, sort_keys=True, allow_nan=False)
 
     @classmethod
