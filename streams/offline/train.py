@@ -1138,7 +1138,7 @@ def choose_lifetime(names: Sequence[str], X: np.ndarray, factors: np.ndarray, y:
     Each way (:data:`LIFETIME_WAYS`) gets its own penalty (``pick``: :func:`choose_prior`, or the
     one given), then its out-of-fold log-loss at that penalty over the same 5 folds by user; the
     lower is kept (a tie keeps the count since first seen). Why per product: carried to the
-    renewal, the volumes ranked fightchurn socialnet7's subscribers better (+0.004 AUC on each of
+    renewal, the volumes ranked fightchurn socialnet7's subscribers better (+0.003 to +0.005 AUC on
     three seeds) and QA22b's game's players worse (-0.005: its battle pass is an add-on, not the
     moment a player decides), and a product's own history is what can tell (docs/SCORES.md,
     "Lifetime volume by the renewal"). Nothing to choose (the empty report) where no row has a
@@ -1148,11 +1148,12 @@ def choose_lifetime(names: Sequence[str], X: np.ndarray, factors: np.ndarray, y:
     plain = pick(X)
     if not (factors > 1.0).any() or not any(n.startswith(SLOT_PREFIXES[2]) for n in names):
         return False, plain, {}
-    carried = pick(carried_to_renewal(names, X, factors))
+    X_carried = carried_to_renewal(names, X, factors)
+    carried = pick(X_carried)
     folds = np.array([_fold(u) for u in users])
     user_ids = np.unique(np.asarray(users), return_inverse=True)[1]
     out = {}
-    for way, choice, Xw in zip(LIFETIME_WAYS, (plain, carried), (X, carried_to_renewal(names, X, factors))):
+    for way, choice, Xw in zip(LIFETIME_WAYS, (plain, carried), (X, X_carried)):
         out[way] = (choice, _cv_predictions(names, Xw, y, folds, choice.prior(prior), choice.l2, choice.by_feature(names), signs, held))
     report: dict[str, Any] = {"rows": int(y.size), "rows_to_renewal": int((factors > 1.0).sum()),
                               "penalty": {w: f"{c.centre} {c.l2:g}/{c.l2_types:g}" for w, (c, _) in out.items()}}
