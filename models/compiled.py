@@ -135,6 +135,9 @@ class CompiledModel:
     # The action's thresholds (models.actions.recommend, once an alert), as the model holds them.
     action_health: float
     action_temperature: float
+    # Whether a subscriber's ``lifetime:`` volumes are carried to the renewal (ChurnModel
+    # lifetime_to_renewal: models.signals.compute_signals fills Signals.renewal_days only then).
+    lifetime_to_renewal: bool
     # models.reasons' verdict per reason key, whether this model weighs the key's fact the way its
     # words read (models.reasons._reads_as_it_weighs: a function of the key and this model alone),
     # filled there on first use: worked out per alert, it was ~0.6k instructions a call, four or
@@ -226,6 +229,7 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
         act_edges=model.population.get(ACT_QUANTILES),
         action_health=float(model.action_health),
         action_temperature=float(model.action_temperature),
+        lifetime_to_renewal=bool(model.lifetime_to_renewal),
     )
 
 

@@ -6,7 +6,9 @@ events; ``churnwatch train`` writes a new file, workers load it at start.
 The file's format is ``churnwatch-model/1``; fields added since are optional and written only
 when they say something, so older files load and an unchanged model keeps its id:
 ``event_types`` (the renames the model was trained with, ``train --config``: every reader of
-events under the model applies them), ``machine_users`` (``[users] machine``) and ``key_users`` (``[users] key``) are left out when empty, and a reader from before it refuses
+events under the model applies them), ``machine_users`` (``[users] machine``), ``key_users``
+(``[users] key``), ``quiet_calendar`` (``[calendar] quiet``) and ``lifetime_to_renewal`` (chosen
+by ``train``) are left out when empty or false, and a reader from before it refuses
 a file that has it (an unknown field) rather than run the model on names it was not trained on.
 The risk model (``risk_weights``, ``risk_intercept``) must be in the file: without it a file ran
 the default's weights without a word (QA7 L1).
@@ -113,6 +115,12 @@ class ChurnModel:
     # a pause), as an account's declared ``quiet`` is for its account (models.quiet_period: the same
     # ranges, the same error lines). Empty: none (the file leaves it out).
     quiet_calendar: Sequence[str] = ()
+    # Whether a subscriber's ``lifetime:`` volumes are weighed as carried on to the end of the paid
+    # period at the user's own rate so far (models.risk.by_renewal) rather than as counted since
+    # first seen: a learned setting, chosen by ``train`` per product by out-of-fold log-loss
+    # (streams.offline.train.choose_projection; docs/SCORES.md "Lifetime volume by the renewal").
+    # False (the default, and every file without it): the count since first seen.
+    lifetime_to_renewal: bool = False
     # Alerts worth a call (models.engine): a closed at-risk alert re-opens only after
     # ``quiet_days`` or on a rise of ``material_rise`` above the risk it opened at; at-risk opens
     # only for reachable users (not dormant or churned: those are the win-back list).
@@ -170,6 +178,8 @@ class ChurnModel:
         _check_names("tracked_types", self.tracked_types)
         object.__setattr__(self, "tracked_types", tuple(self.tracked_types))  # a JSON list reads back equal
         _check_patterns(self.machine_users)
+        if not isinstance(self.lifetime_to_renewal, bool):
+            raise ValueError(f"lifetime_to_renewal must be true or false, got {a_type(self.lifetime_to_renewal)}")
         object.__setattr__(self, "machine_users", tuple(self.machine_users))
         _check_patterns(self.key_users, "key", "teacher_*")
         object.__setattr__(self, "key_users", tuple(self.key_users))
@@ -183,7 +193,7 @@ class ChurnModel:
         del data["compiled"], data["type_map"]  # derived, not part of the file
         if not data["event_types"]:
             del data["event_types"]  # optional (module docstring): a model without renames keeps its file and id
-        for optional in ("machine_users", "key_users", "quiet_calendar"):
+        for optional in ("machine_users", "key_users", "quiet_calendar", "lifetime_to_renewal"):
             if not data[optional]:
                 del data[optional]  # optional, as event_types
         return json.dumps({"format": MODEL_FORMAT, **_finite(data)}, indent=2, sort_keys=True, allow_nan=False)

@@ -118,7 +118,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Sequence
 from models.compiled import KINDS_KEY, CompiledModel
 from models.health import percentile
 from models.lifecycle import RETURN_SHARE, back_share, declining_cause
-from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, at_cap, combine, exit_open, lifetime_count, reference, risk_probability
+from models.risk import FEATURES, NEUTRAL, SLOT_PREFIXES, at_cap, by_renewal, combine, exit_open, lifetime_count, reference, risk_probability
 from models.signals import (Signals, calendar_hold_s, credit_gap_days, credit_late, grievance_stands, kinds_used, kinds_used_count, order_gap_days,
                             _round_even, paid_period_runs, rate_ratio, reorder_late)
 from models.state import DAY_S, GRIEVANCE, GRIEVANCE_LATEST, LONG_PERIOD, PAYS_SUBSCRIPTION, UserState
@@ -801,7 +801,9 @@ def _lifetime_text(key: str, sig: Signals, slot: int, name: str | None, value: f
       for a recovery), with ``besides`` after the count (:func:`_besides`); else what made the estimate low or high, the recent weeks
       (:func:`_lifetime_recent`);
     - another type, with an estimate of at least a half: "only about 40 posts since first seen
-      (estimated from the recent mix), against 310 for a typical user";
+      (estimated from the recent mix), against 310 for a typical user"; under a model that
+      carries the volume to the renewal (models.risk.by_renewal), a subscriber's says both
+      numbers: "... since first seen, about 60 by the renewal at the user's rate so far (...)";
     - with an estimate under a half: the recent weeks, never "since first seen"."""
     if name is not None and model.compiled.vocabulary.lookup(name)[1] == PURCHASE:
         exact = sig.n_purchases
@@ -819,7 +821,9 @@ def _lifetime_text(key: str, sig: Signals, slot: int, name: str | None, value: f
         what = f"one kind of activity used {only}about {n} time{'s' if n != 1 else ''}"
     else:
         what = f"{only}about {_counted(name, n)}"
-    return f"{what} since first seen{_ESTIMATED}{_versus(key, model)}"
+    factor = by_renewal(sig)  # a model that carries the volume to the renewal weighs that one
+    then = f", about {int(lifetime_count(sig, slot) * factor + 0.5)} by the renewal at the user's rate so far" if factor > 1.0 else ""
+    return f"{what} since first seen{then}{_ESTIMATED}{_versus(key, model)}"
 
 
 def _lifetime_recent(sig: Signals, slot: int, name: str | None, against: bool) -> str:

@@ -78,6 +78,8 @@ __all__ = [
     "leave_after",
     "leave_probability",
     "lifetime_count",
+    "by_renewal",
+    "renewal_factor",
     "churn_risk",
     "combine",
     "exit_open",
@@ -148,7 +150,8 @@ NEGATIVE_SHARE_FULL: Final[float] = 0.2
 #: does not move (any sign: some activities mean leaving, an "unfriend" share among them);
 #: ``lifetime:`` = log(1 + the type's events since the user was first seen), estimated as that
 #: share x the state's lifetime event count (no per-type lifetime counter: zero bytes of state),
-#: which silence does not move either (any sign). Why the lifetime: how much of the product a
+#: under a model that chose it (``lifetime_to_renewal``) for a subscriber carried on to the end
+#: of the paid period at their rate so far (:func:`by_renewal`), which silence does not move either (any sign). Why the lifetime: how much of the product a
 #: user has already had (posts written, friends made) is not what they did in the last 4 weeks,
 #: and a satisfaction built up since signup is what a user weighs against the price; the
 #: estimate is exact for a user whose mix of activities is stable, and only ``train`` weighs it
@@ -350,7 +353,7 @@ def feature_value(i: int, sig: Signals, p_stay: float, revenue: float) -> float:
     a28 = sig.act_28d
     if j < 2 * n:
         return slots[j - n] / a28 if a28 > 0.0 else 0.0
-    return _log1p(lifetime_count(sig, j - 2 * n))
+    return _log1p(lifetime_count(sig, j - 2 * n) * by_renewal(sig))
 
 
 def _signal_log(i: int, sig: Signals) -> float:
@@ -405,6 +408,30 @@ def lifetime_count(sig: Signals, slot: int) -> float:
     activity to take the share from."""
     a28 = sig.act_28d
     return sig.slot_28d[slot] / a28 * sig.n_events if a28 > 0.0 else 0.0
+
+
+def by_renewal(sig: Signals) -> float:
+    """What :func:`lifetime_count` is multiplied by for ``lifetime:`` (:data:`SLOT_PREFIXES`):
+    :func:`renewal_factor` of ``Signals.renewal_days`` (0, so 1, unless the model carries the
+    volumes to the renewal and the user has a known period end) and the days of use so far."""
+    days = sig.renewal_days
+    return renewal_factor(days, sig.tenure_days) if days > 0.0 else 1.0
+
+
+def renewal_factor(days_left: float, tenure_days: float) -> float:
+    """1 + the days from the last activity to the end of the period paid for over the days of use
+    so far (at least one): the volume the user will have had at the renewal where they decide, at
+    their own rate so far. Why: a subscription ends only at a renewal (:func:`exit_open`, Fader &
+    Hardie 2007), and what a user weighs there is all they have had of the product by then; a
+    month-old subscriber a week before the renewal and one three weeks before it have the same
+    count now but not then. Both inputs are fixed at the last activity: silence does not move
+    it. Measured to help some products and not others (socialnet7 +0.004 AUC, QA22b's game
+    -0.005), so ``train`` chooses it per product (docs/SCORES.md, "Lifetime volume by the renewal").
+
+    >>> renewal_factor(10.0, 20.0), renewal_factor(0.0, 20.0), renewal_factor(3.0, 0.5)
+    (1.5, 1.0, 4.0)
+    """
+    return 1.0 + days_left / (tenure_days if tenure_days > 1.0 else 1.0)
 
 
 def _negative_share(sig: Signals) -> float:
@@ -603,7 +630,7 @@ def leave_after(sig: Signals, x: float, p_stay: float, revenue: float, model: "C
             elif j < 2 * n:
                 v = slots[j - n] * f28 / a28 if a28 > 0.0 else 0.0
             else:
-                v = _log1p(slots[j - 2 * n] * f28 / a28 * sig.n_events if a28 > 0.0 else 0.0)
+                v = _log1p(slots[j - 2 * n] * f28 / a28 * sig.n_events * by_renewal(sig) if a28 > 0.0 else 0.0)
         if capped:
             v = at_cap(c, i, v)
         z += w * v

@@ -86,10 +86,11 @@ _MONTHS = (r"^(no events in recent months|fewer than 1 event a 3-month period la
            r" \(decayed count, 3-month mean life\))(, against [\d.]+ for a typical user)?$")
 _DECAYED_FOR = _DECAYED.format(only="")
 #: The words of a lifetime fact (models.reasons ``_lifetime_text``, QA12 F4): an estimate said as
-#: one, the purchase role's exact count of purchase days, or the recent weeks' decayed count;
-#: never "no X counted since first seen" of an estimate at 0.
+#: one (a subscriber's also as carried to the renewal under a model that weighs it so,
+#: models.risk.by_renewal), the purchase role's exact count of purchase days, or the recent
+#: weeks' decayed count; never "no X counted since first seen" of an estimate at 0.
 _LIFETIME = (r"^(({only}about \d+ \S+( events?)?|one kind of activity used {only}about \d+ times?) since first seen"
-             r" \(estimated from the recent mix\)|{only}bought on \d+ days? since first seen|no \S+ since first seen"
+             r"(, about \d+ by the renewal at the user's rate so far)? \(estimated from the recent mix\)|{only}bought on \d+ days? since first seen|no \S+ since first seen"
              r"|.* \(decayed 4-week counts?\)$)")
 #: Reason words -> the factor they state; the first pattern that matches decides.
 _AGAINST = [

@@ -72,3 +72,28 @@ def test_more_complaints_since_first_seen_is_still_a_reason() -> None:
     model = BANK.with_(risk_weights={**PRIOR_WEIGHTS, "lifetime:complaint": 0.8, "lifetime:card_payment": 0.8})
     assert _reads_as_it_weighs("lifetime:complaint", model)
     assert not _reads_as_it_weighs("lifetime:card_payment", model)
+
+
+def test_a_subscribers_volume_carried_to_the_renewal_is_said_as_counted_and_as_weighed() -> None:
+    """Under a model that carries ``lifetime:`` to the renewal (``lifetime_to_renewal``,
+    models.risk.by_renewal) a subscriber's reason says the count since first seen and the count
+    by the renewal, both true, "only" as the weighed value reads; a user without a period end, or
+    any user under a model without the setting, reads as before."""
+    from models.events import Subscription
+    from models.reasons import _lifetime_text
+    from models.scoring import assess
+
+    key = "lifetime:app_open"
+    slot = TYPES.index("app_open")
+    opens = [Event("u", T0_MS + d * DAY_MS + k * 60_000, "app_open", f"a{d:03d}{k}") for d in range(11) for k in range(2)]
+    paid = Event("u", T0_MS, "subscription", "s1", 0.0, "", Subscription("active", "Pro", 999, 0, T0_MS + 20 * DAY_MS))
+    texts = []
+    for carried, events in ((True, opens), (False, [paid, *opens]), (True, [paid, *opens])):
+        model = BANK.with_(risk_weights={**PRIOR_WEIGHTS, key: -0.5}, lifetime_to_renewal=carried)
+        state = advance("u", None, events, events[-1].ts_ms + 1, model).state
+        a = assess(state, state.last_seen_s + 3600, model)
+        texts.append(_lifetime_text(key, a.signals, slot, "app_open", a.features[model.compiled.features.index(key)], model, True))
+    assert texts[0] == texts[1] == "only about 22 app_open events since first seen (estimated from the recent mix), against 32 for a typical user"
+    # 22 opens in 10 days of use, 10 days to the period end: 44 by then, above the typical 32, so no "only"
+    assert texts[2] == ("about 22 app_open events since first seen, about 44 by the renewal at the user's rate so far "
+                        "(estimated from the recent mix), against 32 for a typical user")

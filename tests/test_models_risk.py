@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from models import _native
 from models.engine import advance
-from models.events import Event
+from models.events import Event, Subscription
 from models.model import ChurnModel, load_model
 from models.risk import (FEATURES, SILENCE_FEATURES, LogisticRisk, check_weights, churn_risk, feature_value, feature_vector,
                          leave_after,
@@ -304,6 +304,30 @@ def test_lifetime_volume_counts_a_steady_users_types_since_signup_and_ignores_si
     check_weights({"lifetime:view": -0.4, "lifetime:click": 0.3}, 0.0)  # either sign: silence does not move it
 
 
+def test_a_model_that_carries_lifetime_volumes_to_the_renewal_reads_them_there() -> None:
+    """Under ``lifetime_to_renewal`` a subscriber's ``lifetime:<type>`` is the count since signup
+    projected to the end of the paid period at their own rate so far (models.risk.by_renewal): 21
+    days of 2 views a day (20 days of use) with 10 days left read as 63 views where a user
+    without a period end, or any user under a model without the setting, reads 42. The days left
+    are counted from the last activity, so silence moves it no more than it moves the count."""
+    day0 = 1_700_000_000_000
+    views = [Event("u", day0 + d * 86_400_000 + k * 60_000, "view") for d in range(21) for k in range(2)]
+    statement = Event("u", day0, "subscription", "s1", 0.0, "", Subscription("active", "Pro", 999, 0, day0 + 30 * 86_400_000))
+    for carried in (False, True):
+        model = ChurnModel(tracked_types=_TRACKED, lifetime_to_renewal=carried)
+        i = model.compiled.features.index("lifetime:view")
+        plain = advance("u", None, views, views[-1].ts_ms + 1, model).state
+        paying = advance("u", None, [statement, *views], views[-1].ts_ms + 1, model).state
+        a, b = (assess(st_, st_.last_seen_s + 3600, model) for st_ in (plain, paying))
+        assert a.signals.renewal_days == 0.0
+        assert b.signals.renewal_days == (pytest.approx(10.0, abs=0.1) if carried else 0.0)
+        assert math.expm1(a.features[i]) == pytest.approx(42, rel=0.01)
+        assert math.expm1(b.features[i]) == pytest.approx(42 * (1 + 10 / 20) if carried else 42, rel=0.02)
+        later = feature_vector(silent_after(b.signals, 6.0, model), b.p_stay, paying.revenue)
+        assert later[i] == pytest.approx(b.features[i], abs=1e-9)
+        assert assess(paying, paying.last_seen_s + 6 * DAY_S, model).features[i] == pytest.approx(b.features[i], abs=1e-9)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(histories(), st.integers(0, 120 * DAY_S), st.floats(0.0, 90.0))
 def test_a_look_ahead_without_the_week_slots_is_the_same_signals_otherwise(events: list[Event], later_s: int,
@@ -377,7 +401,7 @@ def _signal_fields(draw: st.DrawFn, n_slots: int) -> list[object]:
             draw(_ANY), draw(_ANY), draw(_GAP), draw(_GAP), draw(_ANY),
             draw(st.integers(0, 50)), draw(st.integers(0, 50)), draw(_SPAN), draw(_SPAN), draw(_SPAN), draw(_GAP), draw(_ANY),
             draw(_ANY), draw(st.booleans()), draw(_SPAN), draw(_ANY), draw(st.integers(0, 10 ** 6)),
-            draw(st.one_of(st.just(0), st.integers(0, 2 ** 33)))]
+            draw(st.one_of(st.just(0), st.integers(0, 2 ** 33))), 0, False, False, 0, False, draw(st.one_of(st.just(0.0), _SPAN))]
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

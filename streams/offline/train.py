@@ -46,6 +46,11 @@ What it fits, in this order:
    monthly peak risk over the training rows an at-risk alert could go to, so the share is of
    users flagged in a month (:func:`alert_line`), judged on the
    held-out ones as ``churnwatch backtest`` judges alerts (:func:`alert_report`).
+5. **Lifetime volumes** (with step 2): on a history with known period ends, the ``lifetime:``
+   volumes are tried both as counted since first seen and as carried to the renewal
+   (models.risk.by_renewal), each with its own penalty chosen as above; the one with the lower
+   out-of-fold log-loss is kept, and the file says so (``lifetime_to_renewal``,
+   :func:`choose_lifetime`).
 
 Labels: when is a user churned, and at what time? The time of the last activity before leaving
 (as the simulator's ground truth and the backtest count it):
@@ -75,7 +80,7 @@ import math
 import time
 import zlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Final, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -87,10 +92,10 @@ from models.health import ACT_QUANTILES, DECILES
 from models.model import ChurnModel, load_model
 from models.rfm import POPULATION_KEYS as RFM_KEYS, fit_population as rfm_population
 from models.risk import (FALLS_WITH_USE, FEATURES, FREE_SIGNS, SHARE_CAP, SLOT_PREFIXES, LogisticRisk, exit_open,
-                         grows_with_time, moves_with_silence)
+                         grows_with_time, moves_with_silence, renewal_factor)
 from models.scoring import assess, risk_at
 from models.vocabulary import CANCEL, CANCEL_REQUEST, DEFAULT_SLOTS, GRIEVANCE_ROLE, IGNORE, SUBSCRIPTION, Vocabulary
-from models.signals import REORDER_LATE_CHANCE
+from models.signals import REORDER_LATE_CHANCE, renewal_days
 from models.state import DAY_S, DECAY_DAYS, UserState
 from models.temperature import VISIT_KEY, calibrated
 from streams.offline.late_start import Arrivals, late_start_warning
@@ -280,6 +285,9 @@ class Snapshots:
     alertable: list[int] = field(default_factory=list)
     act_28d: list[float] = field(default_factory=list)
     left: list[int] = field(default_factory=list)
+    # the factor models.risk.by_renewal would carry the row's ``lifetime:`` volumes by (1 without a
+    # known period end after the last activity), whatever the model: train chooses with it
+    renewal: list[float] = field(default_factory=list)
     excluded_churned: int = 0  # rows the stream itself calls churned
 
 
@@ -350,6 +358,7 @@ def build_snapshots(
             snaps.alertable.append(1 if alert_may_open(a, now_s, model.compiled) else 0)
             snaps.act_28d.append(a.signals.act_28d)
             snaps.left.append(1 if gone or _already_churned(churn, activity, date, DAY_MS) else 0)
+            snaps.renewal.append(renewal_factor(renewal_days(state), a.signals.tenure_days))
     return snaps
 
 
@@ -1060,19 +1069,20 @@ def _by_log_loss(tried: _Tried, table: Mapping[str, Mapping[str, float]], y: np.
     l2_types, the best's name, (the choice's loss above it, its standard error over users))."""
     best = min(tried, key=lambda t: table[t[1]][t[4]])
     best_rows = _log_losses(best[5], y)
-    ok = ~np.isnan(best_rows)
-    n = int(ok.sum())
-
-    def margin(rows: np.ndarray) -> tuple[float, float]:
-        """(mean difference to the best per row, its standard error over users)."""
-        per_user = np.bincount(user_ids[ok], weights=(rows - best_rows)[ok])[np.bincount(user_ids[ok]) > 0]
-        return float(per_user.sum() / n), float(np.sqrt(per_user.size * per_user.var()) / n)
-
     for _, centre, l2, l2_types, key, p in sorted(tried, key=lambda t: t[0]):
-        diff, err = margin(_log_losses(p, y))
+        diff, err = _loss_margin(_log_losses(p, y), best_rows, user_ids)
         if diff <= err:  # the best itself always qualifies (0 <= 0)
             break
     return centre, l2, l2_types, f"{best[1]} {best[4]}", (round(diff, 6), round(err, 6))
+
+
+def _loss_margin(rows: np.ndarray, base_rows: np.ndarray, user_ids: np.ndarray) -> tuple[float, float]:
+    """(mean per-row difference of two out-of-fold log-losses, ``rows - base_rows``, over the rows
+    both have; its standard error over users, a user's rows summed: they repeat one behaviour)."""
+    ok = ~np.isnan(rows) & ~np.isnan(base_rows)
+    n = int(ok.sum())
+    per_user = np.bincount(user_ids[ok], weights=(rows - base_rows)[ok])[np.bincount(user_ids[ok]) > 0]
+    return float(per_user.sum() / n), float(np.sqrt(per_user.size * per_user.var()) / n)
 
 
 def _pooled_auc(p: np.ndarray, y: np.ndarray) -> float | None:
@@ -1098,6 +1108,64 @@ def _by_auc(tried: _Tried, aucs: Mapping[str, Mapping[str, float]], y: np.ndarra
         if diff <= err:  # the best itself always qualifies (0 <= 0)
             break
     return centre, l2, l2_types, f"{best[1]} {best[4]}", (round(diff, 6), round(err, 6))
+
+
+#: The two ways train may weigh the ``lifetime:`` volumes (:func:`choose_lifetime`): as counted
+#: since first seen, or a subscriber's as carried to the renewal (models.risk.by_renewal).
+LIFETIME_WAYS: Final[tuple[str, str]] = ("since_first_seen", "to_renewal")
+
+
+def carried_to_renewal(names: Sequence[str], X: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """``X`` with the ``lifetime:`` columns of every row whose :attr:`Snapshots.renewal` factor is
+    above 1 as a model carrying them to the renewal reads them (log1p of the count x the factor,
+    models.risk.feature_value); the other rows and columns as they are."""
+    out = X.copy()
+    cols = [i for i, n in enumerate(names) if n.startswith(SLOT_PREFIXES[2])]
+    rows = np.flatnonzero(factors > 1.0)
+    if cols and rows.size:
+        at = np.ix_(rows, cols)
+        out[at] = np.log1p(np.expm1(X[at]) * factors[rows, None])
+    return out
+
+
+def choose_lifetime(names: Sequence[str], X: np.ndarray, factors: np.ndarray, y: np.ndarray, users: Sequence[str],
+                    pick: Callable[[np.ndarray], PriorChoice], prior: Mapping[str, float], signs: str = "bounded",
+                    held: Mapping[str, float] | None = None) -> tuple[bool, PriorChoice, dict[str, Any]]:
+    """Whether to carry a subscriber's ``lifetime:`` volumes to the renewal (ChurnModel
+    lifetime_to_renewal), the penalty chosen for the way kept, and the report's figures.
+
+    Each way (:data:`LIFETIME_WAYS`) gets its own penalty (``pick``: :func:`choose_prior`, or the
+    one given), then its out-of-fold log-loss at that penalty over the same 5 folds by user; the
+    lower is kept (a tie keeps the count since first seen). Why per product: carried to the
+    renewal, the volumes ranked fightchurn socialnet7's subscribers better (+0.003 to +0.005 AUC on
+    three seeds) and QA22b's game's players worse (-0.005: its battle pass is an add-on, not the
+    moment a player decides), and a product's own history is what can tell (docs/SCORES.md,
+    "Lifetime volume by the renewal"). Nothing to choose (the empty report) where no row has a
+    period end after its last activity or the model weighs no ``lifetime:`` volume: the count
+    since first seen, bit for bit as before. ``X``, ``factors`` (:attr:`Snapshots.renewal`),
+    ``y``, ``users``: the fit rows; ``prior``: the centre's weights (:attr:`PriorChoice.prior`)."""
+    plain = pick(X)
+    if not (factors > 1.0).any() or not any(n.startswith(SLOT_PREFIXES[2]) for n in names):
+        return False, plain, {}
+    X_carried = carried_to_renewal(names, X, factors)
+    carried = pick(X_carried)
+    folds = np.array([_fold(u) for u in users])
+    user_ids = np.unique(np.asarray(users), return_inverse=True)[1]
+    out = {}
+    for way, choice, Xw in zip(LIFETIME_WAYS, (plain, carried), (X, X_carried)):
+        out[way] = (choice, _cv_predictions(names, Xw, y, folds, choice.prior(prior), choice.l2, choice.by_feature(names), signs, held))
+    report: dict[str, Any] = {"rows": int(y.size), "rows_to_renewal": int((factors > 1.0).sum()),
+                              "penalty": {w: f"{c.centre} {c.l2:g}/{c.l2_types:g}" for w, (c, _) in out.items()}}
+    if any(p is None for _, p in out.values()):
+        return False, plain, {**report, "chosen": LIFETIME_WAYS[0]}
+    losses = {w: _log_losses(p, y) for w, (_, p) in out.items()}
+    diff, err = _loss_margin(losses[LIFETIME_WAYS[1]], losses[LIFETIME_WAYS[0]], user_ids)
+    to_renewal = diff < 0.0
+    report.update(chosen=LIFETIME_WAYS[to_renewal],
+                  cv_log_loss={w: round(float(np.nanmean(v)), 6) for w, v in losses.items()},
+                  cv_auc={w: None if (a := _pooled_auc(p, y)) is None else round(a, 6) for w, (_, p) in out.items()},
+                  difference=[round(diff, 6), round(err, 6)])
+    return to_renewal, carried if to_renewal else plain, report
 
 
 def base_prior(names: Sequence[str], base: ChurnModel, default: Mapping[str, float], signs: str = "bounded") -> dict[str, float]:
@@ -1316,7 +1384,8 @@ def train(
         finals = end_states(per_user, data_end, base)
         population, purchase_params, fit_report = fit_population(finals, data_end // 1000, base)
         population.update(first_return_level(per_user, data_end, base))
-        model = base.with_(population=population, bgnbd=purchase_params, horizon_days=horizon / DAY_MS)
+        # the lifetime volumes as counted since first seen: carried to the renewal only if chosen (step 5)
+        model = base.with_(population=population, bgnbd=purchase_params, horizon_days=horizon / DAY_MS, lifetime_to_renewal=False)
         logger.info("population fitted on %s users in %.1f s", count_users(per_user, base), time.monotonic() - t0)
 
     t0 = time.monotonic()
@@ -1363,11 +1432,20 @@ def train(
     fit_users = _rows_of(snaps.users, fit_rows)
     held = held_growing(per_user, names, prior if centre == "base" else default.risk_weights, data_end)
     t0 = time.monotonic()
-    if l2 is None:
-        choice = choose_prior(names, X[fit_rows], y[fit_rows], fit_users, prior or {},
-                              centres=(centre, CENTRES[1]) if prior is not None else ("zero",), signs=signs, held=held)
-    else:  # given: one penalty, towards the default or the base (or 0 without from_default)
-        choice = PriorChoice(centre if prior is not None else "zero", l2, l2, {})
+
+    def pick(Xf: np.ndarray) -> PriorChoice:
+        if l2 is None:
+            return choose_prior(names, Xf, y[fit_rows], fit_users, prior or {},
+                                centres=(centre, CENTRES[1]) if prior is not None else ("zero",), signs=signs, held=held)
+        return PriorChoice(centre if prior is not None else "zero", l2, l2, {})  # given: one penalty, towards the default or the base (or 0 without from_default)
+
+    # a successor keeps its base's way of weighing the lifetime volumes (its snapshots read them so)
+    factors = np.ones(y.size) if weights_only else np.array(snaps.renewal, dtype=np.float64)
+    to_renewal, choice, lifetime = choose_lifetime(names, X[fit_rows], factors[fit_rows], y[fit_rows], fit_users, pick,
+                                                   prior or {}, signs, held)
+    if to_renewal:
+        X = carried_to_renewal(names, X, factors)
+        model = model.with_(lifetime_to_renewal=True)
     fitter = LogisticRisk(names, l2=choice.l2, **_bounds(names, signs)).fit(
         X[fit_rows], y[fit_rows], prior=choice.prior(prior or {}), l2_by_feature=choice.by_feature(names), held=held)
     logger.info("penalty chosen and weights fitted on %s rows in %.1f s", int(fit_rows.sum()), time.monotonic() - t0)
@@ -1419,6 +1497,8 @@ def train(
         report["long_returns"] = returns
     if held:  # the history starts after its users did: these kept the centre's weights (streams.cli.train says it)
         report["held_growing"] = sorted(held)
+    if lifetime:  # the lifetime volumes' way, chosen by out-of-fold log-loss (streams.cli.train says it)
+        report["lifetime_volumes"] = lifetime
     if towards is not None and centre == "base":
         report["penalty"].update(base_version=towards.version, base_lacks=sorted(set(names) - set(towards.compiled.features)))
     if signs == FREE_SIGNS:  # models.risk.check_weights reads it (a bounded fit's file is as before: no key)
