@@ -180,8 +180,8 @@ async def churn(request: Request, deps: Deps) -> dict[str, Any]:
 
     now_ms = await deps.now_ms()
     body = await churn_view(deps.store, now_ms, int(m.group(1)))
-    body["revenue"] = await revenue_view(deps.store, now_ms, _choice(request, "revenue_period", PERIODS, "month") or "month",
-                                         currency=deps.settings.currency)
+    body["revenue"] = await revenue_view(deps.store, deps.settings, now_ms,
+                                         _choice(request, "revenue_period", PERIODS, "month") or "month")
     return body
 
 
@@ -303,7 +303,9 @@ def openapi() -> dict[str, Any]:
                     "currency": {**_NSTR, "description": "the ISO 4217 code every amount is in (CHURNWATCH_CURRENCY); "
                                  "null: one currency, unnamed"},
                     "periods": {"type": "array", "items": {"$ref": "#/components/schemas/PeriodFigures"}},
-                    "cohorts": {"type": "array", "items": {"$ref": "#/components/schemas/Cohort"}}})
+                    "cohorts": {"type": "array", "items": {"$ref": "#/components/schemas/Cohort"}},
+                    "behind_note": {**_NSTR, "description": "churn-rate's note when the account side is catching up a "
+                                    "backlog: the MRR figures count the statements up to its time only; null when current"}})
     churn = _obj({
         "as_of": _STR, "period_days": {"type": "integer", "description": "the window in days (churn-rate --json calls it days)"}, "users": {"type": "integer"},
         "at_risk": {"type": "integer", "description": "users with an open at-risk alert, lapsed ones included (an alert stays "

@@ -1342,6 +1342,11 @@ class Store:
         firsts = [int(float(rows[0][1])) for rows in await pipe.execute() if rows]
         return min(firsts) if firsts else None
 
+    async def earliest_account_due(self, topic: str) -> int | None:
+        """:meth:`earliest_account_due_of` over the partitions the topic's progress names (the
+        console's read; ``StoreReader.earliest_account_due`` the CLI's)."""
+        return await self.earliest_account_due_of(topic, sorted(await self.read_progress(topic)))
+
     async def write_account_dues(self, topic: str, dues: Mapping[int, Mapping[str, int]]) -> None:
         """The accounts' next reviews (0 removes the entry). Idempotent: a replay writes the same."""
         pipe = self._client.pipeline(transaction=False)
@@ -1703,8 +1708,7 @@ class StoreReader:
         return self._do(self._store.account_dues_of(topic, sorted(self.progress(topic)), accounts))
 
     def earliest_account_due(self, topic: str) -> int | None:
-        """``Store.earliest_account_due_of`` over the partitions the topic's progress names."""
-        return self._do(self._store.earliest_account_due_of(topic, sorted(self.progress(topic))))
+        return self._do(self._store.earliest_account_due(topic))
 
     def account_of(self, user_id: str) -> str | None:
         return self._do(self._store.account_of(user_id))
