@@ -22,7 +22,7 @@ from models.revenue_ledger import CohortRow, Cohorts, Ledger, PeriodFigures, nex
 from models.ranking import Ranked, budget_size
 from models.scoring import Scores, score, scores_from
 from models.signals import compute_signals, days_overdue
-from models.state import NEVER_PAID_TRIAL, UserState, tracked
+from models.state import UserState, never_paid_trial, tracked
 from models.subscription import calendar_days
 from streams.errors import UserError
 from streams.settings import Settings, redact_url
@@ -109,7 +109,7 @@ class UserReport:
             "at_risk_since": format_ts(st.at_risk_since_s * 1000) if st.at_risk_since_s else None,
             **({"lost_mrr": self.lost_mrr_cents / 100} if self.lost_mrr_cents is not None else {}),
             **({"value_at_stake": round(self.value_at_stake, 2)} if self.value_at_stake is not None else {}),
-            **({"never_paid_trial": True} if st.flags & NEVER_PAID_TRIAL else {}),  # a lead, not a customer (QA23a F2)
+            **({"never_paid_trial": True} if never_paid_trial(st.flags) else {}),  # a lead, not a customer (QA23a F2)
             **self.account_dict(),
         }
 

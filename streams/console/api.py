@@ -265,7 +265,8 @@ def openapi() -> dict[str, Any]:
     })
     # present (true) only for a user whose subscription is a trial that never paid: a lead, not a customer (QA23a F2)
     never_paid = {"type": "boolean", "description": "true: the user's latest statement is a trial, or its cancellation "
-                  "with no paying statement between (a lead, not a customer); absent otherwise"}
+                  "with no paying statement between, of a user who never paid a plan of their own (a lead, not "
+                  "a customer; a former subscriber's trial is not one); absent otherwise"}
     row["properties"]["never_paid_trial"] = user["properties"]["never_paid_trial"] = never_paid
     # present only for a member of an account (its events name account_id): where a CRM routes the user
     user["properties"].update({

@@ -48,7 +48,7 @@ from models.lifecycle import JUDGED, LAPSED
 from models.model import ChurnModel
 from models.ranking import save_rank, save_score, win_back_score
 from models.scoring import Assessment, Scores, assess, score, scores_from
-from models.state import NEVER_PAID_TRIAL, STAGES, UserState
+from models.state import STAGES, UserState, never_paid_trial
 from streams.settings import Settings
 from streams.worker.history import HistoryPoint, complete_points, decode_points, week_of, week_start_s
 from streams.worker.store import Store, churn_summary, read_state, utc_day
@@ -198,10 +198,10 @@ class Row:
 
     @property
     def never_paid_trial(self) -> bool:
-        """Whether the user's subscription is a trial that never paid (models.state NEVER_PAID_TRIAL): marked
+        """Whether the user's subscription is a trial that never paid (models.state.never_paid_trial): marked
         on the lists, a lead rather than a customer (QA23a F2: 651 of a fitness app's 795 lapsed
         users were such trials, unmarked among its lapsed payers)."""
-        return self.state.flags & NEVER_PAID_TRIAL != 0
+        return never_paid_trial(self.state.flags)
 
 
 def point_dict(p: HistoryPoint) -> dict[str, Any]:

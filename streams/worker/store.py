@@ -474,7 +474,7 @@ def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
     batch reaches past it), ``back:<day>`` (one per return from churned, a stage change from it,
     dated by the churn it ends: so a window's churned users who are back by its end are counted,
     QA22b F5), ``churned_trial:<day>`` (of ``churned:<day>``, the users whose subscription is a
-    trial that never paid, models.state NEVER_PAID_TRIAL: leads lost, not customers; QA23a F2),
+    trial that never paid, models.state.never_paid_trial: leads lost, not customers; QA23a F2),
     ``churned_free:<day>`` (of the others, the users who never paid at all, models.state.never_paid:
     no purchase, no paying plan of their own ever, no company account; QA24a F4). Levels are derived from states, events
     from alerts, so a replayed or re-batched history adds the same numbers. A counter a user does
@@ -552,7 +552,7 @@ class ChurnSummary:
     # of ``churned``, the churns a return has ended since (``back:<day>``, counted under the churn's
     # day): the users back by the window's end (QA22b F5: 300 of a game's 649 were seasonal players back)
     back: int = 0
-    # of ``churned``, the trials that never paid (``churned_trial:<day>``, models.state NEVER_PAID_TRIAL): QA23a
+    # of ``churned``, the trials that never paid (``churned_trial:<day>``, models.state.never_paid_trial): QA23a
     # F2, a fitness app's "132 users churned" held 105 of them, leads lost rather than customers
     trials: int = 0
     # of ``churned``, not trials, the users who never paid at all (``churned_free:<day>``,
