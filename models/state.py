@@ -76,7 +76,8 @@ Flags (``flags``, one bit each: :data:`PAYS_SUBSCRIPTION` (1), :data:`ACCOUNT_ME
   ``paused`` and ``period_end_day`` keeps the end of the pause (:func:`_state_period_end`).
 - :data:`TRIAL`: the user's latest statement is a ``trial`` (:func:`in_trial`), and
   :data:`TRIAL_LOST`: it is the ``cancelled`` one that ended a trial with no paying statement
-  between (:func:`trial_lost`: a lead that said no); both beyond the flags byte (a record keeps
+  between, of a user who never paid a plan of their own (:data:`EVER_PAID`) (:func:`trial_lost`:
+  a lead that said no; :func:`never_paid_trial`); both beyond the flags byte (a record keeps
   them in the two top bits of byte 1, the stage's, formats 7 and 8: the stage is at most 5). QA23a F1, F2: a
   fitness app's 1,282 never-paid trials filled the user churn figures and got "onboard" alerts
   after their cancellation. No byte more than the same user's record without them. The trial's
@@ -156,6 +157,7 @@ __all__ = [
     "NEVER_PAID_TRIAL",
     "EVER_PAID",
     "never_paid",
+    "never_paid_trial",
     "TRIAL",
     "TRIAL_LOST",
     "in_trial",
@@ -307,6 +309,19 @@ def _stage_byte(stage: int, flags: int) -> int:
 def _byte1_flags(byte1: int) -> int:
     """The flags a format-7 or 8 record keeps in byte 1 (:func:`_stage_byte`)."""
     return (byte1 & 0xC0) << _TRIAL_SHIFT | (byte1 & 0x08) << _PAID_SHIFT
+
+
+def never_paid_trial(flags: int) -> bool:
+    """Whether ``flags`` say a trial that never paid: in trial or lost (:data:`NEVER_PAID_TRIAL`) by a
+    user who never had a paying statement of their own (:data:`EVER_PAID`). A former subscriber's
+    trial (a plan paid, cancelled, a trial later) is a paying user's: their churn is a customer's,
+    not a lead's (2026-12-05: they were counted among "trials that never paid"). What the user
+    churn counters, the win-back list's ``trial`` mark and ``never_paid_trial`` read.
+
+    >>> never_paid_trial(TRIAL), never_paid_trial(TRIAL_LOST), never_paid_trial(TRIAL | EVER_PAID), never_paid_trial(0)
+    (True, True, False, False)
+    """
+    return flags & NEVER_PAID_TRIAL != 0 and flags & EVER_PAID == 0
 
 
 def never_paid(st: "UserState") -> bool:
@@ -1252,8 +1267,10 @@ def _state_period_end(state: UserState, event: Event) -> None:
     without paying (:func:`trial_lost`); any other statement clears both (a paying one converts
     it). Only the user's own subscription (no ``account_id``, or the user's own id): a company's
     trial stated on its billing contact's events is the account's (models.account_health's
-    trial rule), not that user's. A trial after a paid plan reads the same (the state kept no
-    payment history until :data:`EVER_PAID`, which the trial bits do not read: QA23a's behaviour).
+    trial rule), not that user's. A trial after a paid plan (:data:`EVER_PAID`) is :data:`TRIAL`
+    too (the reasons' "in trial"), but its cancellation is no :data:`TRIAL_LOST`: a former
+    subscriber's cancellation is a customer's, judged by its use, and their churn a paying user's
+    (:func:`never_paid_trial`; until 2026-12-05 the trial bits did not read :data:`EVER_PAID`).
 
     :data:`EVER_PAID` (QA24a F4): set with :data:`PAYS_SUBSCRIPTION` by the user's own paying
     statement, and never cleared: the user churn counts a user without it and without a purchase
@@ -1273,7 +1290,7 @@ def _state_period_end(state: UserState, event: Event) -> None:
     own = not event.account_id or event.account_id == event.user_id  # a company's trial is its account's
     if sub.status == "trial" and own:  # QA23a: in trial (models.reasons); lost if cancelled before a paying statement
         state.flags |= TRIAL
-    elif sub.status == "cancelled" and never_paid and own:
+    elif sub.status == "cancelled" and never_paid and own and not state.flags & EVER_PAID:  # a former payer's: a customer's
         state.flags |= TRIAL_LOST
     ts = event.ts_ms // 1000
     if scheduled_cancel_s(state, ts):  # a cancellation scheduled at the period end, pending

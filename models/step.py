@@ -23,7 +23,7 @@ from models.model import ChurnModel
 from models.ranking import index_score, on_save_list, reach_index_score, save_bound, save_bound_after
 from models.scoring import Assessment, assess
 from models.signals import _decay_and_trends, visit_gap_days
-from models.state import DAY_S, NEVER_PAID_TRIAL, STAGES, UserState, never_paid, tracked
+from models.state import DAY_S, STAGES, UserState, never_paid, never_paid_trial, tracked
 from models.vocabulary import CANCEL, CANCEL_REQUEST, IGNORE, SUBSCRIPTION
 
 _CHURNED: Final[int] = STAGES.index("churned")
@@ -489,7 +489,7 @@ def tally_delta(old: UserState | None, new: UserState | None, alerts: list[Alert
             _add(out, "churned:" + day, 1)
             k = "churned_rev:" + day
             out[k] = out.get(k, 0.0) + float(alert.revenue)
-            if new is not None and new.flags & NEVER_PAID_TRIAL:  # of them, a trial that never paid (QA23a F2)
+            if new is not None and never_paid_trial(new.flags):  # of them, a trial that never paid (QA23a F2)
                 _add(out, "churned_trial:" + day, 1)
             elif new is not None and never_paid(new):  # or one who never paid at all (QA24a F4)
                 _add(out, "churned_free:" + day, 1)

@@ -22,7 +22,7 @@ from models.revenue_ledger import CohortRow, Cohorts, Ledger, PeriodFigures, nex
 from models.ranking import Ranked, budget_size
 from models.scoring import Scores, score, scores_from
 from models.signals import compute_signals, days_overdue
-from models.state import NEVER_PAID_TRIAL, UserState, tracked
+from models.state import UserState, never_paid_trial, tracked
 from models.subscription import calendar_days
 from streams.errors import UserError
 from streams.settings import Settings, redact_url
@@ -109,7 +109,7 @@ class UserReport:
             "at_risk_since": format_ts(st.at_risk_since_s * 1000) if st.at_risk_since_s else None,
             **({"lost_mrr": self.lost_mrr_cents / 100} if self.lost_mrr_cents is not None else {}),
             **({"value_at_stake": round(self.value_at_stake, 2)} if self.value_at_stake is not None else {}),
-            **({"never_paid_trial": True} if st.flags & NEVER_PAID_TRIAL else {}),  # a lead, not a customer (QA23a F2)
+            **({"never_paid_trial": True} if never_paid_trial(st.flags) else {}),  # a lead, not a customer (QA23a F2)
             **self.account_dict(),
         }
 
@@ -750,10 +750,33 @@ def account_side_behind_ms(reader: StoreReader, settings: Settings, now_ms: int)
     Why (QA24b F2): the live MRR counters move with the account watermark; mid-catch-up
     ``churn-rate`` printed a school platform's August as "churned 0.00, lost 0" (the truth 26,181.00,
     17 schools) while ``accounts show`` said the account side was 280 days behind."""
-    first = reader.earliest_account_due(settings.topic_events)
+    return behind_of(reader.earliest_account_due(settings.topic_events), settings, now_ms)
+
+
+def behind_of(first: int | None, settings: Settings, now_ms: int) -> int:
+    """:func:`account_side_behind_ms` from the earliest pending account review (second, None: none;
+    ``Store.earliest_account_due``): the console reads it asynchronously, the CLI through its reader."""
     if first is None or first * 1000 >= now_ms - _behind_slack_ms(settings):
         return 0
     return now_ms - first * 1000
+
+
+def behind_note(behind_ms: int, now_ms: int) -> str:
+    """The note for MRR figures read while the account side catches up a backlog, "" when it is
+    current. The money counters move with the account watermark, so mid-replay they hold only the
+    statements up to the account side's time (QA24b F2: a school platform's August read "churned
+    0.00, lost 0", the truth 26,181.00 and 17 schools, with no word).
+
+    >>> behind_note(3 * 86_400_000, 10 * 86_400_000)[:128], behind_note(0, 10 * 86_400_000)
+    ('the account side is 3 days behind the stream time (catching up a backlog): the MRR figures count the statements up to about 1970', '')
+    """
+    if not behind_ms:
+        return ""
+    from streams.timefmt import format_minute
+
+    return (f"the account side is {behind_ms // 86_400_000:,} days behind the stream time (catching up a backlog): the MRR figures "
+            f"count the statements up to about {format_minute(now_ms - behind_ms)} UTC only; run it again once "
+            "`churnwatch accounts show ACCOUNT` no longer says \"catching up\"")
 
 
 def account_report(reader: StoreReader, account_id: str, facts: dict[str, Any], now_ms: int,

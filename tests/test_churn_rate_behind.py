@@ -8,9 +8,8 @@ behind; ``churn-rate`` now says so under the figures.
 
 from __future__ import annotations
 
-from streams.cli.churn_rate import behind_note
 from streams.settings import Settings
-from streams.views import account_side_behind_ms
+from streams.views import account_side_behind_ms, behind_note
 
 DAY_MS = 86_400_000
 

@@ -26,7 +26,8 @@ from streams.console.app import create_app
 from streams.console.data import block_size_for
 from streams.settings import Settings
 from streams.worker.history import HISTORY_WEEKS, decode_points
-from streams.worker.keys import locate
+from streams.timefmt import parse_ts_ms
+from streams.worker.keys import Keys, locate
 from streams.worker.store import read_state
 from tests.console_state import OWNERS, _built_prefixes, _run_cli, built_state, cli_json  # noqa: F401  (fixtures)
 from tests.harness import redis_client
@@ -323,6 +324,36 @@ def test_the_churned_card_says_how_many_were_trials_that_never_paid(built_state:
     others = others if free_words else others + free
     assert (f'id="churned-trials">1 of them trials that never paid{free_words}; the other {others} = '
             f'{100 * others / trial["active_at_start"]:.1f}%<') in page
+
+
+def test_the_churn_page_and_api_say_when_the_account_side_is_catching_up(built_state: Settings, client: TestClient) -> None:
+    """QA24b F2: mid-catch-up the Churn page read "churned 0.00" for a month and ``/api/v1/churn``
+    said nothing, while ``churn-rate`` ended with a note. The built state is current: no note; on a
+    copy of it with one account review 280 days overdue (a backlog being replayed, ``Keys.account_due``)
+    the API carries churn-rate's ``revenue.behind_note`` word for word and the page shows it."""
+    assert client.get("/api/v1/churn").json()["revenue"]["behind_note"] is None
+    assert 'id="behind-note"' not in client.get("/churn").text
+    old, new = built_state.key_prefix, built_state.key_prefix + "bh"
+    r = redis_client(built_state.redis_url)
+    try:
+        for key in list(r.scan_iter(match=f"{old}:*", count=1000)):
+            r.restore(new + key.decode()[len(old):], 0, r.dump(key), replace=True)
+        behind = built_state.with_(key_prefix=new)
+        with TestClient(create_app(behind)) as c:
+            now_s = parse_ts_ms(c.get("/api/v1/churn").json()["as_of"]) // 1000
+            r.zadd(Keys(new).account_due(behind.topic_events, 0), {"northwind": now_s - 280 * 86_400})
+            body = c.get("/api/v1/churn").json()
+            page = c.get("/churn").text
+        (cli,) = cli_json(behind, ["churn-rate", "--json"])
+    finally:
+        for key in list(r.scan_iter(match=f"{new}:*", count=1000)):
+            r.delete(key)
+        r.close()
+    note = body["revenue"]["behind_note"]
+    assert note and note.startswith("the account side is 280 days behind the stream time (catching up a backlog)")
+    assert note == cli["revenue"]["behind_note"]
+    shown = re.search(r'id="behind-note">([^<]*)<', page)
+    assert shown and html.unescape(shown.group(1)) == f"Note: {note}"
 
 
 def test_bearer_token_when_configured(built_state: Settings) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from models.engine import advance
 from models.events import Event
 from models.model import ChurnModel
+from models.scoring import score
 from models.state import (ACCOUNT_MEMBER, EVER_PAID, PAYS_SUBSCRIPTION, STAGES, TRIAL, TRIAL_LOST, UserState, apply_event,
                           never_paid)
 from models.step import count_delta
@@ -78,6 +79,38 @@ def test_churned_users_who_never_paid_are_counted_apart_from_trials_and_payers()
     from streams.cli.churn_rate import _split  # churn-rate's sentence: "N users churned = x% of M active at the start, ..."
 
     assert _split(figures) == ", " + churned_split_text(figures) and _split({**figures, "churned_trials": 0, "churned_never_paid": 0}) == ""
+
+
+def test_a_former_subscribers_trial_is_a_paying_users_churn_not_a_trial_that_never_paid() -> None:
+    """2026-12-05: a reader who paid a plan, cancelled it and later took a trial (lost, or still
+    running when they went silent) was counted among "trials that never paid". The trial rule reads
+    EVER_PAID: such a churn is the paying users' (the sentence's "other" part), counted once; the
+    win-back list does not mark it ``trial``. A trial of a user who never paid still is one."""
+    from streams.views import UserReport
+
+    def paid(u: str) -> list[Event]:  # a month's plan paid and cancelled, then silence but for the trial
+        return [*_reads(u, range(40)), _sub(u, T0, "active", 999, T0 + 30 * DAY), _sub(u, T0 + 30 * DAY, "cancelled")]
+
+    lost = advance("p", None, [*paid("p"), _sub("p", T0 + 35 * DAY, "trial"), _sub("p", T0 + 42 * DAY, "cancelled")],
+                   T0 + 200 * DAY, M)
+    running = advance("q", None, [*paid("q"), _sub("q", T0 + 35 * DAY, "trial")], T0 + 200 * DAY, M)
+    lead = advance("r", None, [*_reads("r", range(5)), _sub("r", T0, "trial"), _sub("r", T0 + 7 * DAY, "cancelled")],
+                   T0 + 200 * DAY, M)
+    assert lost.state.flags & EVER_PAID and not lost.state.flags & TRIAL_LOST, "a former subscriber's cancellation is a customer's"
+    assert running.state.flags & EVER_PAID and running.state.flags & TRIAL, "in trial all the same (the reasons' words)"
+    assert lead.state.flags & TRIAL_LOST and not lead.state.flags & EVER_PAID
+    stats: dict[str, float] = {}
+    for out in (lost, running, lead):
+        assert [a for a in out.alerts if a.kind == "stage_changed" and a.scores.stage == "churned"], out.alerts
+        count_delta(None, out.state, out.alerts, stats, day_name)
+    counts = {p: sum(v for k, v in stats.items() if k.startswith(p + ":")) for p in ("churned", "churned_trial", "churned_free")}
+    assert counts == {"churned": 3, "churned_trial": 1, "churned_free": 0}, stats
+    figures = churn_summary(stats, (T0 + 200 * DAY) // 1000, 200).figures()
+    assert churned_split_text(figures).startswith("1 of them trials that never paid; the other 2 = ")
+    now = T0 + 200 * DAY
+    marks = [UserReport(u, now, score(o.state, now // 1000, M), o.state, lost_mrr_cents=0).to_dict().get("never_paid_trial")
+             for u, o in (("p", lost), ("q", running), ("r", lead))]
+    assert marks == [None, None, True]
 
 
 def test_the_win_back_list_puts_former_subscribers_first_and_leaves_a_product_without_plans_as_it_was() -> None:

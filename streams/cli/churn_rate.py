@@ -65,8 +65,8 @@ def _split(result: dict[str, Any]) -> str:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from models.revenue_ledger import cohort_dict, figures_dict
     from streams.cli.revenue import counted_opening_note, involuntary_text, whole_periods_note
-    from streams.views import (account_side_behind_ms, churn_rate, live_cohorts, live_revenue, open_reader, revenue_range,
-                               stream_time_ms)
+    from streams.views import (account_side_behind_ms, behind_note, churn_rate, live_cohorts, live_revenue, open_reader,
+                               revenue_range, stream_time_ms)
 
     from_ms, to_ms = (None if args.from_ is None else parse_date_ms(args.from_, "--from"),
                       None if args.to is None else parse_date_ms(args.to, "--to"))
@@ -112,24 +112,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if line:
             print(f"\nnote: {line}")
     return 0
-
-
-def behind_note(behind_ms: int, now_ms: int) -> str:
-    """The note for MRR figures read while the account side catches up a backlog, "" when it is
-    current. The money counters move with the account watermark, so mid-replay they hold only the
-    statements up to the account side's time (QA24b F2: a school platform's August read "churned
-    0.00, lost 0", the truth 26,181.00 and 17 schools, with no word).
-
-    >>> behind_note(3 * 86_400_000, 10 * 86_400_000)[:128], behind_note(0, 10 * 86_400_000)
-    ('the account side is 3 days behind the stream time (catching up a backlog): the MRR figures count the statements up to about 1970', '')
-    """
-    if not behind_ms:
-        return ""
-    from streams.timefmt import format_minute
-
-    return (f"the account side is {behind_ms // 86_400_000:,} days behind the stream time (catching up a backlog): the MRR figures "
-            f"count the statements up to about {format_minute(now_ms - behind_ms)} UTC only; run it again once "
-            "`churnwatch accounts show ACCOUNT` no longer says \"catching up\"")
 
 
 def _pauses(f: dict[str, object]) -> str:

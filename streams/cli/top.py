@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 from models.signals import paid_period_end_s
-from models.state import NEVER_PAID_TRIAL
+from models.state import never_paid_trial
 from models.subscription import calendar_days
 from streams.cli.argtypes import positive_int
 from streams.timefmt import format_ts
@@ -95,7 +95,7 @@ def user_rows(reports: list, save: bool) -> list[str]:  # type: ignore[type-arg]
     it is due), blank for the others: whom the shop's save list should call first, those who just
     missed a re-order. Likewise a ``lost MRR`` column (the JSON's ``lost_mrr``) on the win-back list when a listed user's
     own subscription churned (QA14 F5: subscribers' spend is 0, so lapsed payers and never-paid
-    trials looked alike); in it a trial that never paid (models.state NEVER_PAID_TRIAL) reads ``trial``, not
+    trials looked alike); in it a trial that never paid (models.state.never_paid_trial) reads ``trial``, not
     0.00: a lead lost, not a customer (QA23a F2: 651 of a fitness app's 795 lapsed users; the
     order stays the list's, warmest first: ``--by mrr`` puts the payers first). An ``at stake``
     column (the JSON's ``value_at_stake``) in ``--by value``'s order, which it is (QA22b F8). A
@@ -107,7 +107,7 @@ def user_rows(reports: list, save: bool) -> list[str]:  # type: ignore[type-arg]
     renews = [_renews_cell(r) for r in reports] if save else []
     renew = any(cell.strip() for cell in renews)
     overdue = any(r.overdue_days is not None for r in reports)
-    lost = any((r.lost_mrr_cents or 0) > 0 or r.lost_mrr_cents is not None and r.state.flags & NEVER_PAID_TRIAL for r in reports)
+    lost = any((r.lost_mrr_cents or 0) > 0 or r.lost_mrr_cents is not None and never_paid_trial(r.state.flags) for r in reports)
     lines = [f"{'#':>3}  {'user':<16} {'risk':>5} " + (f"{'save':>5} " if save else "")
              + f"{'health':>6} {'temp':>5}  " + (f"{'spend':>9}  " if spend else "") + (f"{'lost MRR':>9}  " if lost else "")
              + (f"{'overdue':>7}  " if overdue else "") + (f"{'renews':>6}  " if renew else "")
@@ -132,8 +132,8 @@ def _renews_cell(r: UserReport) -> str:
 
 
 def _lost_cell(r: UserReport) -> str:
-    """The ``lost MRR`` cell, 9 wide: ``trial`` for a trial that never paid (models.state NEVER_PAID_TRIAL)."""
-    return f"{'trial':>9}" if r.state.flags & NEVER_PAID_TRIAL and not r.lost_mrr_cents else f"{(r.lost_mrr_cents or 0) / 100:>9.2f}"
+    """The ``lost MRR`` cell, 9 wide: ``trial`` for a trial that never paid (models.state.never_paid_trial)."""
+    return f"{'trial':>9}" if never_paid_trial(r.state.flags) and not r.lost_mrr_cents else f"{(r.lost_mrr_cents or 0) / 100:>9.2f}"
 
 
 def _overdue_cell(days: float | None) -> str:

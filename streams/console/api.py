@@ -180,8 +180,8 @@ async def churn(request: Request, deps: Deps) -> dict[str, Any]:
 
     now_ms = await deps.now_ms()
     body = await churn_view(deps.store, now_ms, int(m.group(1)))
-    body["revenue"] = await revenue_view(deps.store, now_ms, _choice(request, "revenue_period", PERIODS, "month") or "month",
-                                         currency=deps.settings.currency)
+    body["revenue"] = await revenue_view(deps.store, deps.settings, now_ms,
+                                         _choice(request, "revenue_period", PERIODS, "month") or "month")
     return body
 
 
@@ -265,7 +265,8 @@ def openapi() -> dict[str, Any]:
     })
     # present (true) only for a user whose subscription is a trial that never paid: a lead, not a customer (QA23a F2)
     never_paid = {"type": "boolean", "description": "true: the user's latest statement is a trial, or its cancellation "
-                  "with no paying statement between (a lead, not a customer); absent otherwise"}
+                  "with no paying statement between, of a user who never paid a plan of their own (a lead, not "
+                  "a customer; a former subscriber's trial is not one); absent otherwise"}
     row["properties"]["never_paid_trial"] = user["properties"]["never_paid_trial"] = never_paid
     # present only for a member of an account (its events name account_id): where a CRM routes the user
     user["properties"].update({
@@ -303,7 +304,9 @@ def openapi() -> dict[str, Any]:
                     "currency": {**_NSTR, "description": "the ISO 4217 code every amount is in (CHURNWATCH_CURRENCY); "
                                  "null: one currency, unnamed"},
                     "periods": {"type": "array", "items": {"$ref": "#/components/schemas/PeriodFigures"}},
-                    "cohorts": {"type": "array", "items": {"$ref": "#/components/schemas/Cohort"}}})
+                    "cohorts": {"type": "array", "items": {"$ref": "#/components/schemas/Cohort"}},
+                    "behind_note": {**_NSTR, "description": "churn-rate's note when the account side is catching up a "
+                                    "backlog: the MRR figures count the statements up to its time only; null when current"}})
     churn = _obj({
         "as_of": _STR, "period_days": {"type": "integer", "description": "the window in days (churn-rate --json calls it days)"}, "users": {"type": "integer"},
         "at_risk": {"type": "integer", "description": "users with an open at-risk alert, lapsed ones included (an alert stays "

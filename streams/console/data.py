@@ -48,7 +48,7 @@ from models.lifecycle import JUDGED, LAPSED
 from models.model import ChurnModel
 from models.ranking import save_rank, save_score, win_back_score
 from models.scoring import Assessment, Scores, assess, score, scores_from
-from models.state import NEVER_PAID_TRIAL, STAGES, UserState
+from models.state import STAGES, UserState, never_paid_trial
 from streams.settings import Settings
 from streams.worker.history import HistoryPoint, complete_points, decode_points, week_of, week_start_s
 from streams.worker.store import Store, churn_summary, read_state, utc_day
@@ -198,10 +198,10 @@ class Row:
 
     @property
     def never_paid_trial(self) -> bool:
-        """Whether the user's subscription is a trial that never paid (models.state NEVER_PAID_TRIAL): marked
+        """Whether the user's subscription is a trial that never paid (models.state.never_paid_trial): marked
         on the lists, a lead rather than a customer (QA23a F2: 651 of a fitness app's 795 lapsed
         users were such trials, unmarked among its lapsed payers)."""
-        return self.state.flags & NEVER_PAID_TRIAL != 0
+        return never_paid_trial(self.state.flags)
 
 
 def point_dict(p: HistoryPoint) -> dict[str, Any]:
@@ -618,14 +618,16 @@ def purchases_counted(stats: Mapping[str, float]) -> bool:
     return any(v > 0 for k, v in stats.items() if k.startswith("churned_rev:"))
 
 
-async def revenue_view(store: Store, now_ms: int, period: str = "month", periods: int = 12, currency: str = "") -> dict[str, Any]:
+async def revenue_view(store: Store, settings: Settings, now_ms: int, period: str = "month", periods: int = 12) -> dict[str, Any]:
     """Accounts' churn in money and count for the last ``periods`` periods up to the stream time
     (leading periods before any revenue left out) and the signup-month cohorts: the workers' live
     counters read by ``streams.views`` into ``churnwatch report``'s ledger, so every figure is the
     one ``churnwatch churn-rate --period P --from F --to T --json`` prints for the same range;
-    ``currency``: the deployment's (``CHURNWATCH_CURRENCY``; null when unnamed), which names the money."""
+    ``currency``: the deployment's (``CHURNWATCH_CURRENCY``; null when unnamed), which names the money;
+    ``behind_note``: ``churn-rate``'s, when the account side is catching up a backlog (QA24b F2: the
+    Churn page read "churned 0.00" for a month mid-catch-up without a word), else null."""
     from models.revenue_ledger import PERIODS, cohort_dict, figures_dict, period_start_ms
-    from streams.views import cohort_rows, revenue_figures
+    from streams.views import behind_note, behind_of, cohort_rows, revenue_figures
 
     if period not in PERIODS:
         raise BadRequest(f"revenue_period must be one of {', '.join(PERIODS)}, got {period[:40]!r}")
@@ -636,8 +638,9 @@ async def revenue_view(store: Store, now_ms: int, period: str = "month", periods
     while len(figures) > 1 and not (figures[0].start_mrr_cents or figures[0].end_mrr_cents or figures[0].churned_customers):
         figures.pop(0)
     cohorts = cohort_rows(await store.cohort_counters(), figures[-1].end_ms)
-    return {"period": period, "currency": currency or None, "periods": [figures_dict(f) for f in figures],
-            "cohorts": [cohort_dict(c) for c in cohorts]}
+    behind = behind_of(await store.earliest_account_due(settings.topic_events), settings, now_ms)
+    return {"period": period, "currency": settings.currency or None, "periods": [figures_dict(f) for f in figures],
+            "cohorts": [cohort_dict(c) for c in cohorts], "behind_note": behind_note(behind, now_ms) or None}
 
 
 # -- owners and accounts -----------------------------------------------------------------------

@@ -263,7 +263,7 @@ async def churn(request: Request, deps: Deps) -> Response:
 
     now_ms = await deps.now_ms()
     view = await churn_view(deps.store, now_ms, days)
-    rev = await revenue_view(deps.store, now_ms, _pick(request, "revenue_period", PERIODS) or "month", currency=deps.settings.currency)
+    rev = await revenue_view(deps.store, deps.settings, now_ms, _pick(request, "revenue_period", PERIODS) or "month")
     weekly = view["weekly"]
     labels = [w["week_end"][5:] for w in weekly]
     won_lost = svg.bars(labels, [("won (new)", svg.COLORS["won"], [w["won"] for w in weekly]),

@@ -474,7 +474,7 @@ def stats_delta(old: UserState | None, new: UserState | None, alerts: Iterable[A
     batch reaches past it), ``back:<day>`` (one per return from churned, a stage change from it,
     dated by the churn it ends: so a window's churned users who are back by its end are counted,
     QA22b F5), ``churned_trial:<day>`` (of ``churned:<day>``, the users whose subscription is a
-    trial that never paid, models.state NEVER_PAID_TRIAL: leads lost, not customers; QA23a F2),
+    trial that never paid, models.state.never_paid_trial: leads lost, not customers; QA23a F2),
     ``churned_free:<day>`` (of the others, the users who never paid at all, models.state.never_paid:
     no purchase, no paying plan of their own ever, no company account; QA24a F4). Levels are derived from states, events
     from alerts, so a replayed or re-batched history adds the same numbers. A counter a user does
@@ -552,7 +552,7 @@ class ChurnSummary:
     # of ``churned``, the churns a return has ended since (``back:<day>``, counted under the churn's
     # day): the users back by the window's end (QA22b F5: 300 of a game's 649 were seasonal players back)
     back: int = 0
-    # of ``churned``, the trials that never paid (``churned_trial:<day>``, models.state NEVER_PAID_TRIAL): QA23a
+    # of ``churned``, the trials that never paid (``churned_trial:<day>``, models.state.never_paid_trial): QA23a
     # F2, a fitness app's "132 users churned" held 105 of them, leads lost rather than customers
     trials: int = 0
     # of ``churned``, not trials, the users who never paid at all (``churned_free:<day>``,
@@ -1342,6 +1342,11 @@ class Store:
         firsts = [int(float(rows[0][1])) for rows in await pipe.execute() if rows]
         return min(firsts) if firsts else None
 
+    async def earliest_account_due(self, topic: str) -> int | None:
+        """:meth:`earliest_account_due_of` over the partitions the topic's progress names (the
+        console's read; ``StoreReader.earliest_account_due`` the CLI's)."""
+        return await self.earliest_account_due_of(topic, sorted(await self.read_progress(topic)))
+
     async def write_account_dues(self, topic: str, dues: Mapping[int, Mapping[str, int]]) -> None:
         """The accounts' next reviews (0 removes the entry). Idempotent: a replay writes the same."""
         pipe = self._client.pipeline(transaction=False)
@@ -1703,8 +1708,7 @@ class StoreReader:
         return self._do(self._store.account_dues_of(topic, sorted(self.progress(topic)), accounts))
 
     def earliest_account_due(self, topic: str) -> int | None:
-        """``Store.earliest_account_due_of`` over the partitions the topic's progress names."""
-        return self._do(self._store.earliest_account_due_of(topic, sorted(self.progress(topic))))
+        return self._do(self._store.earliest_account_due(topic))
 
     def account_of(self, user_id: str) -> str | None:
         return self._do(self._store.account_of(user_id))
