@@ -96,6 +96,9 @@ renewal stated". A plan cancelled while its period is still paid renews not: no 
 the cancellation says until when the plan is paid, on any plan, "cancelled today; paid through
 2027-05-31 (in 179 days)" (2026-12-05: annual subscribers read "cancelled today", then "renewal
 due in 179 days (paid through 2027-05-31)"), as a cancellation scheduled at the period end does.
+A pause that runs (or the product's quiet period) makes the leave part 0 as a closed exit does, and
+its reasons are told likewise, until the user cancels: a cancellation ends what the pause held, and
+its reasons rank on the whole risk, as outside a pause (:func:`_leaves`).
 
 Counts of events are said in whole events, singular or plural as a person writes them ("only about
 1 event in recent weeks", not "only 1.0 events": :func:`_whole` says why and how they round),
@@ -1385,18 +1388,22 @@ def explain(
     if c is None:
         c = model.compiled  # once, handed to each test of a factor (a generic attribute lookup each, before)
     open_ = exit_open(sig, model)
-    if leave is None:
-        leave = risk_probability(values, model) if open_ else 0.0
+    # whether the leave part is in the risk: the exit open and no pause (nor the product's quiet
+    # period) holding the user (models.risk.leave_probability), or a cancellation, which ends what
+    # a pause held (:func:`_leaves`)
+    leaves = _leaves(sig, open_)
+    if leave is None or (sig.cancelled and leaves and sig.paused_until_s > sig.now_s):  # (the caller's: the pause's 0)
+        leave = risk_probability(values, model) if leaves else 0.0
     if temperature is None:
         temperature = p_back_within(sig, model)
     back = temperature[0]
     # With the exit closed, what speaks for the user is still what it would be with it open
     # (a recovery is told by its facts, after the period end); what pushes the risk up is only
     # the "already gone" part (the leave part's factors count nothing).
-    told = open_ or purpose != "recovered"
+    told = leaves or purpose != "recovered"
     said = leave if told else risk_probability(values, model)
     gone = _logit(combine(p_stay, said)) - _logit(said)
-    keys, lifts = _contributions(sig, values, source, gone, model, open_ or not told, c)
+    keys, lifts = _contributions(sig, values, source, gone, model, leaves or not told, c)
     # (rank, key, text, words): a factor's words (``words``: the key they are written for) are
     # written only if it is among the MAX_REASONS shown (:func:`_shown`)
     found: list[tuple[float, str, str, str]] = []
@@ -1489,6 +1496,23 @@ def explain(
         found.insert(0, (_FIRST, "cancel_scheduled", _scheduled_text(sig), ""))
     _renewal_shown(found)
     return _shown(found, 1.0, st, sig, values, temperature, model, True, c)
+
+
+def _leaves(sig: Signals, open_: bool) -> bool:
+    """Whether the leave part is in the risk the reasons explain (``open_``: the exit is open,
+    models.risk.exit_open): not while a pause, or the product's quiet period, holds the user
+    (models.signals ``paused_until_s``: models.risk.leave_probability's 0, as behind a closed
+    exit: the factors of the leave part are no reason, the "already gone" part is), unless the
+    user cancelled (or asked to: a scheduled cancellation's leave part is 1, pause or not). A
+    cancellation ends what the pause held: its reasons rank on the whole risk, the leave part as
+    the model weighs it, as a cancellation's outside a pause. Why (2026-12-05): with the pause's
+    leave part 0 the reasons counted the leave factors all the same and measured the "already
+    gone" part from the 1e-12 floor (+25.6 log-odds): after "cancelled today" came "no return for
+    4 days after 1 active day" (0.20 log-odds of the whole risk) before "active on a single day
+    so far" (0.86), and a change to declining during a pause said "chance of coming back 43%"
+    (0.26) before "recent activity down 98%" (0.68), a fact of the leave part its risk (1 -
+    P(alive)) does not hold; now it says the "already gone" part's facts only."""
+    return open_ and (sig.paused_until_s <= sig.now_s or sig.cancelled or sig.cancel_at_s > 0)
 
 
 def _still_open_text(st: UserState, sig: Signals) -> str:

@@ -4,7 +4,7 @@ F1, F2; models.lifecycle rule 0 "Paused"): daily viewer for 60 days, paused on d
 
 from __future__ import annotations
 
-from models.engine import advance
+from models.engine import Alert, advance
 from models.events import Event
 from models.lifecycle import LAPSED
 from models.model import ChurnModel
@@ -135,3 +135,33 @@ def test_an_account_back_from_a_pause_is_not_judged_on_the_pause_s_silence() -> 
     assert (back.stage, back.silent, back.risk) == ("customer", 0, 0.0), back
     later = rollup(members, view, None, 0, at + RESUME_QUIET_S)
     assert later.silent == 3 and later.risk >= 0.5, later
+
+
+def test_a_cancellation_during_a_pause_ranks_its_reasons_as_one_outside_it() -> None:
+    """A trial user active on one day, paused the next day with no resume date, cancels 3 days
+    later: after "cancelled today" came "no return for 4 days after 1 active day" (0.20 of the
+    whole risk's log-odds) before "active on a single day so far" (0.86), the pause's leave part 0
+    measuring the "already gone" part from the 1e-12 floor (+25.6). The cancellation ends what the
+    pause held: the reasons rank on the whole risk, as the same user's with an active statement
+    (models.reasons._leaves; found by tests.test_models_renewal's cancellation property)."""
+    from tests.test_models_properties import MODEL
+    from tests.test_models_reasons import check_alert
+
+    def alert(status: str) -> Alert:
+        trial = Subscription("trial", "Pro", 4999, 0, 0)
+        then = Subscription(status, "Pro", 4999, 0, 0)  # type: ignore[arg-type]
+        events = [Event("u", T0_MS - DAY_MS, "subscription", "s0", 0.0, "", trial),
+                  *[Event("u", T0_MS, "view", f"v{i:02d}") for i in range(28)],
+                  Event("u", T0_MS + DAY_MS + 12 * 3_600_000, "subscription", "s1", 0.0, "", then),
+                  Event("u", T0_MS + 4 * DAY_MS + 12 * 3_600_000, "cancel", "c1")]
+        out = advance("u", None, events, events[-1].ts_ms, MODEL)
+        churned = [a for a in out.alerts if a.scores.stage == "churned"]
+        assert len(churned) == 1 and churned[0].scores.signals is not None and churned[0].scores.signals.cancelled, out.alerts
+        return churned[0]
+
+    paused = alert("paused")
+    assert paused.scores.signals is not None and paused.scores.signals.paused_until_s > paused.scores.signals.now_s
+    assert paused.scores.reasons == ("cancelled today", "active on a single day so far: churn is likeliest early on",
+                                     "no return for 4 days after 1 active day")
+    assert paused.scores.reasons == alert("active").scores.reasons
+    check_alert(paused, MODEL)

@@ -305,17 +305,23 @@ def _logit(p: float) -> float:
 
 def _contributions(alert: Alert, model: ChurnModel) -> dict[str, float]:
     """Each factor's share of the risk log-odds, from the alert's signals (revenue is weighed by
-    none of these models)."""
+    none of these models). While a pause (or the product's quiet period) holds a user who has not
+    cancelled, the risk has no leave part (models.risk.leave_probability): its factors count
+    nothing and the "already gone" part is all (a recovery is still told by the facts of the
+    whole risk, as behind a closed exit); a cancellation ends what the pause held, and its
+    reasons rank on the whole risk, as outside a pause (models.reasons._leaves)."""
     sig = alert.scores.signals
     assert sig is not None
     p, source = p_stay(sig, model)
     values = feature_vector(sig, p, 0.0)
-    leave = risk_probability(values, model)
+    better = alert.kind == "recovered" or (alert.kind == "stage_changed" and alert.scores.stage in IMPROVED)
+    held = sig.paused_until_s > sig.now_s and not sig.cancelled and not sig.cancel_at_s and not better
+    leave = 0.0 if held else risk_probability(values, model)
     gone = _logit(combine(p, leave)) - _logit(leave)
-    out = {key: sum(model.risk_weights.get(n, 0.0) * (values[FEATURES.index(n)] - reference(n, model)) for n in names)
+    out = {key: 0.0 if held else sum(model.risk_weights.get(n, 0.0) * (values[FEATURES.index(n)] - reference(n, model)) for n in names)
            for key, names in _GROUP.items()}
     for name, v in zip(model.compiled.features[len(FEATURES):], values[len(FEATURES):]):
-        out[name] = model.risk_weights.get(name, 0.0) * (v - reference(name, model))
+        out[name] = 0.0 if held else model.risk_weights.get(name, 0.0) * (v - reference(name, model))
     out["silence" if source == "visits" else "purchase"] += gone
     out["cooling"] += 0.5 * gone
     out["small_signs"] = sum(c for c in out.values() if c > 0.0)
