@@ -10,6 +10,7 @@ at the same silence; and visits a day or more apart count one day each wherever 
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -73,8 +74,16 @@ def test_a_session_across_midnight_scores_as_the_same_session_at_noon() -> None:
         assert sb.signals.visit_gap_days == pytest.approx(sa.signals.visit_gap_days, rel=1e-9)
         assert sb.signals.recent_gap_days == pytest.approx(sa.signals.recent_gap_days, rel=1e-6)
         assert (sb.risk, sb.health, sb.temperature) == pytest.approx((sa.risk, sa.health, sa.temperature), rel=1e-6)
-        assert sb.stage == sa.stage and sb.reasons == sa.reasons
+        assert sb.stage == sa.stage and sb.reasons == _shifted_dates(sa.reasons, a.state.at_risk_since_s, shift_ms)
     assert [(x.kind, x.event_time_ms - shift_ms) for x in b.alerts] == [(x.kind, x.event_time_ms) for x in a.alerts]
+
+
+def _shifted_dates(reasons: tuple[str, ...], opened_s: int, shift_ms: int) -> tuple[str, ...]:
+    """``reasons`` as the user 11 hours later says them: an open alert's "since D" (QA24a F6) is the
+    day that alert opened (``at_risk_since_s``), and the later user's opened 11 hours later, maybe
+    the next day."""
+    day = lambda s: datetime.fromtimestamp(s, timezone.utc).date().isoformat()  # noqa: E731
+    return tuple(r.replace(f"since {day(opened_s)}", f"since {day(opened_s + shift_ms // 1000)}") for r in reasons)
 
 
 @pytest.mark.parametrize("hour, minute", [(23, 40), (23, 59), (0, 0), (12, 40)])
