@@ -135,6 +135,18 @@ _LATE_START_WORDS: Final[dict[str, tuple[str, str, str]]] = {
 }
 
 
+def late_by_day(a: Arrivals) -> bool:
+    """The day rule (the constants above): a third of the users or more in the history's first 24
+    hours. ``train`` holds the growing features on it (streams.offline.train.held_growing); the
+    week rule only warns (it also catches a population whose first cohort really joined in its
+    first weeks).
+
+    >>> late_by_day(Arrivals(60, 0, 30 * DAY_MS, 20, 25, None)), late_by_day(Arrivals(2_899, 0, 300 * DAY_MS, 75, 641, 51))
+    (True, False)
+    """
+    return a.first_day >= LATE_START_MIN_USERS and a.first_day >= LATE_START_SHARE * a.users and a.end_ms - a.start_ms >= LATE_START_MIN_SPAN_MS
+
+
 def late_start_warning(arrivals: Arrivals, source: str = "file") -> str | None:
     """One line when a history probably starts after its users signed up (QA10 F16: an export of
     "the last N months" made every user new on its first day: at-risk alerts in the first week for
@@ -158,7 +170,7 @@ def late_start_warning(arrivals: Arrivals, source: str = "file") -> str | None:
     a = arrivals
     first, cut, remedy = _LATE_START_WORDS[source]
     at = format_day_or_time(a.start_ms)
-    if a.first_day >= LATE_START_MIN_USERS and a.first_day >= LATE_START_SHARE * a.users and a.end_ms - a.start_ms >= LATE_START_MIN_SPAN_MS:
+    if late_by_day(a):
         seen = f"{a.first_day:,} of {a.users:,} users ({a.first_day / a.users:.0%}) have their first event within 24 hours of {first} ({at})"
     elif a.excess >= LATE_START_MIN_USERS and a.excess >= LATE_START_WEEK_SHARE * a.users:
         seen = (f"{a.first_week:,} of {a.users:,} users ({a.first_week / a.users:.0%}) have their first event within 7 days of {first}"
