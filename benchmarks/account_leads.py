@@ -9,7 +9,8 @@ account phase does) and rolls the account up every 6 hours of event time
 past due, no renewal, no cancellation) and without the 7-day hold of a recovery: a case opens at
 0.5 and closes under 0.4. Used for QA23b F4 (docs/REVENUE.md "A sustained fall"): on QA23b's
 migrating accounts it gives the live run's 13 of 24 warned before the rule (median lead 10.7 days
-against 11.1 live).
+against 11.1 live). Used again for QA23b F3 (docs/REVENUE.md "A monthly burst rhythm": the
+month-end batch accounts' openings).
 
 The truth file has a row per account: ``account_id``, ``pattern``, and for a leaving account
 ``event_at`` (its decline starts) and ``churned_at`` (ISO times). A lead is ``churned_at`` minus

@@ -25,6 +25,11 @@ Rules (written, not fitted; docs/REVENUE.md "Account roll-up"):
   0 for an account with no users (no member ever seen: nobody uses it; QA pass 4, 2026-12-03:
   it was 1.0, "steady", so a trial nobody used, the clearest case of "usage under half", ended
   at risk 0, temperature 100 and no reason);
+- an account whose activity comes in the same days of every month (``models.monthly``, its
+  figures kept with the 2-week trend, :meth:`Trend.cycle`; QA23b F3): a member is silent only once
+  a whole monthly window after its last visit has passed without it, and the usage trend rules
+  (and the renewal rule's usage) read its last window's activity against the one before
+  (:func:`_batch_text`), not the last 2 and 4 weeks against the 3-month rate;
 - machine users (``Member.machine``: the model's ``[users] machine`` patterns, :func:`machine_user`;
   QA23b F2) are no users: their activity counts in usage and the 2-week trend (:func:`_used_by`), a
   running one is a seat in use in the seat share (:func:`_running`), never counted, silent or named
@@ -114,6 +119,7 @@ from fnmatch import fnmatchcase
 from typing import Collection, Final, Iterable, Sequence
 
 from models.lifecycle import LAPSED
+from models.monthly import BUCKETS, Cycle, add_phase, rebase, add_volume, burst_cycle, burst_usage, kept_window
 from models.reasons import _ago, _counted, _days
 from models.revenue import AccountView
 from models.signals import _SILENT_S, SILENT_CAP_S, SILENT_INTERVALS, silent_line_s
@@ -159,6 +165,8 @@ _USERS_WINDOW_S: Final[int] = 90 * DAY_S
 #: 13-week rates expect), said with its figure: the 2-week trend's reason gives another figure for the
 #: same account (QA20a F2: "down 72%" and "usage fell 43%" on one account, read as a contradiction)
 _USAGE_WINDOW: Final[str] = " (last 4 weeks against its 3-month rate)"
+#: ... and for an account with a monthly burst rhythm (``models.monthly``, QA23b F3): its batches
+_BATCH_WINDOW: Final[str] = " (its last monthly batch against the one before)"
 _DOWNGRADE_RISK: Final[float] = 0.35  # a downgrade's least part of the risk (downgrade_risk)
 #: A fall of the MRR on the same plan, no seats cut, of less than this share is a smaller bill rather
 #: than a downgrade (:func:`bill_fall`): a fifth, the band the usage trend rule reads as no signal
@@ -631,7 +639,8 @@ TREND_HELD_S: Final[int] = 28 * DAY_S
 @dataclass(frozen=True, slots=True)
 class Trend:
     """The account's 2-week activity (the worker keeps it in the account's extras, ``[since_s,
-    at_s, fast]``: 3 numbers at full precision, about 45 bytes of JSON).
+    at_s, fast]``: 3 numbers at full precision, about 45 bytes of JSON), and its monthly burst
+    rhythm's figures (``phase``, ``volumes``: 11 numbers more, ``models.monthly``; QA23b F3).
 
     ``fast`` is the account's activity decayed over ``TREND_DAYS`` at ``at_s`` (the latest last
     seen of the copies applied); ``since_s`` when it is followed from (the earliest member copy's
@@ -647,16 +656,31 @@ class Trend:
     since_s: int
     at_s: int
     fast: float
+    # the monthly burst rhythm (QA23b F3, models.monthly): the activity by the month's parts, decayed
+    # over 90 days at ``at_s`` (``BUCKETS`` numbers), and the windows' figures (models.monthly.add_volume:
+    # first part, month, 3 figures); () in a record of before
+    phase: tuple[float, ...] = ()
+    volumes: tuple[float, ...] = ()
 
     def to_list(self) -> list[float | int]:
-        """The extras' record, at full precision (rounded at each copy, it would take the copies' order)."""
-        return [self.since_s, self.at_s, self.fast]
+        """The extras' record, at full precision (rounded at each copy, it would take the copies' order):
+        3 numbers, and the burst rhythm's 11 once a copy has added to it (its parts kept to 6 digits
+        by ``models.monthly.add_phase``, its window and month whole)."""
+        head: list[float | int] = [self.since_s, self.at_s, self.fast]
+        if not (self.phase and self.volumes):
+            return head
+        return [*head, *self.phase, int(self.volumes[0]), int(self.volumes[1]), *self.volumes[2:]]
 
     @classmethod
     def from_list(cls, kept: object) -> Trend | None:
         """A record of :meth:`to_list`, one of before 2026-12-05 (``[since_s, at_s, recent, fast]``,
         then perhaps 3 more: its ``fast`` read), or None for anything else."""
-        if isinstance(kept, list) and len(kept) in (3, 4, 7) and all(isinstance(x, (int, float)) for x in kept):
+        if not (isinstance(kept, list) and all(isinstance(x, (int, float)) for x in kept)):
+            return None
+        if len(kept) == 3 + BUCKETS + 5:
+            return cls(int(kept[0]), int(kept[1]), float(kept[2]), tuple(float(x) for x in kept[3:3 + BUCKETS]),
+                       tuple(float(x) for x in kept[3 + BUCKETS:]))
+        if len(kept) in (3, 4, 7):
             return cls(int(kept[0]), int(kept[1]), float(kept[2 if len(kept) == 3 else 3]))
         return None
 
@@ -667,7 +691,11 @@ class Trend:
         >>> Trend(0, 0, 14.0).at(14 * DAY_S).fast == 14.0 * math.exp(-1.0)
         True
         """
-        return Trend(self.since_s, now_s, self.fast * math.exp(-(now_s - self.at_s) / (TREND_DAYS * DAY_S)))
+        return Trend(self.since_s, now_s, self.fast * math.exp(-(now_s - self.at_s) / (TREND_DAYS * DAY_S)), self.phase, self.volumes)
+
+    def cycle(self) -> Cycle | None:
+        """The account's monthly window (``models.monthly.burst_cycle``) as of ``at_s``, or None."""
+        return burst_cycle(self.phase, self.since_s, self.at_s, int(self.volumes[0]) if self.volumes else -1)
 
 
 def member_gain(old: Member | None, new: Member) -> float:
@@ -700,11 +728,17 @@ def add_copy(kept: Trend | None, old: Member | None, new: Member, ts_s: int) -> 
     """
     since = ts_s if kept is None else min(kept.since_s, ts_s)
     gain = member_gain(old, new) * (TREND_DAYS / 28.0 if old is None else 1.0)
+    phase, volumes = (rebase(kept.phase, kept.since_s, since), kept.volumes) if kept is not None else ((), ())
+    if old is not None and gain > 0.0:  # the burst rhythm's (models.monthly): a first copy's 4 weeks have no day of the month
+        phase = add_phase(phase, since, gain, new.last_seen_s)
+        first = kept_window(phase, int(volumes[0]) if volumes else -1)
+        volumes = add_volume(volumes, first, gain, new.last_seen_s) if first >= 0 else volumes
     if kept is None:
-        return Trend(since, new.last_seen_s, gain)
+        return Trend(since, new.last_seen_s, gain, phase, volumes)
     if new.last_seen_s > kept.at_s:
-        return Trend(since, new.last_seen_s, kept.at(new.last_seen_s).fast + gain)
-    return Trend(since, kept.at_s, kept.fast + gain * math.exp(-(kept.at_s - new.last_seen_s) / (TREND_DAYS * DAY_S)))
+        fast = kept.fast * math.exp(-(new.last_seen_s - kept.at_s) / (TREND_DAYS * DAY_S))
+        return Trend(since, new.last_seen_s, fast + gain, phase, volumes)
+    return Trend(since, kept.at_s, kept.fast + gain * math.exp(-(kept.at_s - new.last_seen_s) / (TREND_DAYS * DAY_S)), phase, volumes)
 
 
 def trend_usage(trend: Trend | None, users: Sequence[Member], now_s: int) -> float:
@@ -762,10 +796,15 @@ def trend_usage_at(kept: Trend | None, members: Sequence[Member], billing: Seque
     """The figure :func:`trend_risk` reads at ``now_s`` from the kept trend, over :func:`rollup`'s
     users (-1.0: not judged): the lower of the 2-week figure (:func:`trend_usage`) and the 4-week
     one on its scale (:func:`sustained_line`). Between two copies it only falls (both figures decay
-    faster than their base), but where a member leaves the 90-day window."""
+    faster than their base), but where a member leaves the 90-day window. An account with a monthly
+    burst rhythm (QA23b F3): its last batch against the one before (``models.monthly.burst_usage``),
+    which moves only at a window's end (``models.monthly.Cycle.end_s``)."""
     if not members or kept is None:
         return -1.0
     trend = kept.at(now_s)
+    cycle = trend.cycle()
+    if cycle is not None:
+        return burst_usage(trend.volumes, cycle, now_s, TREND_MIN_EVENTS)
     used = _used_by(members, _users(members, billing, now_s), now_s)  # a machine user's volume is the account's use
     return _lower(trend_usage(trend, used, now_s), sustained_line(sustained_usage(trend, used, now_s)))
 
@@ -847,6 +886,18 @@ def _machine_away(used: Sequence[Member], now_s: int) -> str:
     return f"its machine user{who} ({_pct(_weight(top) / total)} of its activity) last seen {_ago((now_s - top.last_seen_s) // DAY_S)}"
 
 
+def _batch_text(cycle: Cycle, usage: float) -> str:
+    """The trend reason of an account with a monthly burst rhythm (QA23b F3): its last batch did not
+    come, or fell against the one before.
+
+    >>> _batch_text(Cycle(4), 0.0), _batch_text(Cycle(4), 0.55)
+    ("no use in its last monthly batch (the 21st to the month's end)", "usage in its last monthly batch (the 21st to the month's end) down 45% against the one before")
+    """
+    if usage <= 0.0:
+        return f"no use in its last monthly batch ({cycle.text()})"
+    return f"usage in its last monthly batch ({cycle.text()}) down {round(100 * (1 - usage))}% against the one before"
+
+
 def trend_risk(usage_2w: float) -> float:
     """The trend rule's part of the risk (constants above): 0 at or above ``TREND_FROM`` (and when
     not judged, -1), 0.5 at or under ``TREND_AT_RISK``, linear between; never rising with usage.
@@ -912,7 +963,7 @@ def _used_by(members: Sequence[Member], users: Sequence[Member], now_s: int) -> 
     return [*users, *(m for m in members if m.machine and now_s - m.last_seen_s < _USERS_WINDOW_S)]
 
 
-def _running(used: Sequence[Member], now_s: int) -> int:
+def _running(used: Sequence[Member], now_s: int, cycle: Cycle | None = None) -> int:
     """How many machine users of ``used`` (:func:`_used_by`) are not silent (:func:`silent_member`,
     by their own rhythm): each is one seat in use in the seat share of the silence
     (:func:`silence_risk`), never a user of the counts and reasons. Why (QA23b F2, measured on its
@@ -925,7 +976,7 @@ def _running(used: Sequence[Member], now_s: int) -> int:
     >>> _running(ms, DAY_S), _running(ms, 14 * DAY_S)
     (1, 0)
     """
-    return sum(1 for m in used if m.machine and not silent_member(m, now_s))
+    return sum(1 for m in used if m.machine and not silent_member(m, now_s, cycle))
 
 
 def counted_users(members: Sequence[Member], view: AccountView | None, now_s: int) -> list[Member]:
@@ -934,7 +985,7 @@ def counted_users(members: Sequence[Member], view: AccountView | None, now_s: in
     return _users(members, view.billing_keys if view is not None else (), now_s)
 
 
-def silent_after_s(m: Member) -> int:
+def silent_after_s(m: Member, cycle: Cycle | None = None) -> int:
     """The silence (seconds) after which ``m`` is a silent user of its account: the larger of 14
     days and ``SILENT_INTERVALS`` (2) of its own usual intervals between active days (``gap_days``,
     models.signals.visit_gap_days, as the member copy carries it), and at most ``SILENT_CAP_S`` (30
@@ -956,23 +1007,29 @@ def silent_after_s(m: Member) -> int:
     accounts 42 -> 26, 2 of 152 cancellations no longer alerted; 3 intervals (the lifecycle's
     dormancy factor) gave 18 but lost 4.
 
+    An account with a monthly burst rhythm (``cycle``, ``models.monthly``; QA23b F3): not before its
+    member has missed a whole window of it, the end of the first window after its last visit (its
+    2 days of grace included): a month-end batch user seen on the 29th is silent on the 3rd of the
+    month after next, not mid-month.
+
     >>> [silent_after_s(Member(1, 0, 1, 0.0, 1.0, 1.0, "", g)) // DAY_S for g in (0.0, 1.4, 7.0, 10.0, 20.0)]
     [14, 14, 14, 20, 30]
     """
-    return silent_line_s(m.gap_days)  # the formula (models.signals), shared with the product's calendar
+    own = silent_line_s(m.gap_days)  # the formula (models.signals), shared with the product's calendar
+    return own if cycle is None else max(own, cycle.due_s(m.last_seen_s) - m.last_seen_s)
 
 
-def silent_member(m: Member, now_s: int) -> bool:
+def silent_member(m: Member, now_s: int, cycle: Cycle | None = None) -> bool:
     """Whether ``m`` is silent for its account at ``now_s`` (:func:`silent_after_s`).
 
     >>> ten = Member(1, 0, 1, 0.0, 1.0, 1.0, "", 10.0)
     >>> [silent_member(ten, d * DAY_S) for d in (15, 19, 20, 40)], silent_member(Member(1, 0, 1, 0.0, 1.0, 1.0), 14 * DAY_S)
     ([False, False, True, True], True)
     """
-    return now_s - m.last_seen_s >= silent_after_s(m)
+    return now_s - m.last_seen_s >= silent_after_s(m, cycle)
 
 
-def gone_member(m: Member, now_s: int, sole: bool = False) -> bool:
+def gone_member(m: Member, now_s: int, sole: bool = False, cycle: Cycle | None = None) -> bool:
     """Whether a user of the account is gone, no longer reachable (QA16 F11): its last copy's
     lifecycle stage is lapsed (``models.lifecycle.LAPSED``: an explicit cancellation makes a user
     churned at once, and the copy of that event says so), or it has been silent a week past the
@@ -992,7 +1049,7 @@ def gone_member(m: Member, now_s: int, sole: bool = False) -> bool:
     >>> [gone_member(Member(1, 0, active, 0.0, 1.0, 1.0, "", 10.0), d * DAY_S) for d in (21, 26, 27)]
     [False, False, True]
     """
-    return m.stage in _LAPSED_STAGES or (not sole and now_s - m.last_seen_s >= silent_after_s(m) + _GONE_AFTER_SILENT_S)
+    return m.stage in _LAPSED_STAGES or (not sole and now_s - m.last_seen_s >= silent_after_s(m, cycle) + _GONE_AFTER_SILENT_S)
 
 
 def sole_member(members: Sequence[Member], account: str) -> Member | None:
@@ -1103,15 +1160,15 @@ class SilenceIndex:
     key_s: tuple[tuple[int, int, bool], ...] = ()
 
 
-def silence_index(members: Sequence[Member], billing: Sequence[int], account: str = "") -> SilenceIndex:
+def silence_index(members: Sequence[Member], billing: Sequence[int], account: str = "", cycle: Cycle | None = None) -> SilenceIndex:
     """The :class:`SilenceIndex` of ``members`` with the subscription keys ``billing`` (``account``:
     the account's id, which tells an account that is its one user, :func:`sole_member`). Machine
     users are left out, as :func:`_users` leaves them, but the times they turn silent (:func:`_running`)."""
-    machine = tuple(sorted(m.last_seen_s + silent_after_s(m) for m in members if m.machine))
+    machine = tuple(sorted(m.last_seen_s + silent_after_s(m, cycle) for m in members if m.machine))
     sole = sole_member(members, account)  # of every member, as rollup's
     members = [m for m in members if not m.machine]
     ordered = sorted(members, key=lambda m: m.last_seen_s)
-    quiet = sorted((m.last_seen_s + silent_after_s(m), _weight(m)) for m in members)
+    quiet = sorted((m.last_seen_s + silent_after_s(m, cycle), _weight(m)) for m in members)
     return SilenceIndex(tuple(m.last_seen_s for m in ordered), _sums(_weight(m) for m in ordered),
                         tuple((m.last_seen_s, _weight(m)) for m in members if m.last_seen_s and m.key in billing),
                         sole_risk(sole) if sole else -1.0, tuple(t for t, _ in quiet), _sums(w for _, w in quiet), machine,
@@ -1229,7 +1286,7 @@ def _uncounted_text(members: Sequence[Member], users: Sequence[Member], now_s: i
     return f"; {len(left)} more members not seen for {weeks} or more (not counted: users are those seen in 90 days)"
 
 
-def _rhythm_text(silent: Sequence[Member]) -> str:
+def _rhythm_text(silent: Sequence[Member], cycle: Cycle | None = None) -> str:
     """The rhythm the silent users were judged by, said after their share when it made any of them
     silent later than 14 days (:func:`silent_after_s`, QA18 F4): their usual interval between
     active days, whole days, a range when they differ; "" when 14 days judged them all (the text
@@ -1238,9 +1295,13 @@ def _rhythm_text(silent: Sequence[Member]) -> str:
     >>> ms = [Member(1, 0, 1, 0.0, 1.0, 1.0, "", g) for g in (8.4, 10.2)]
     >>> _rhythm_text(ms), _rhythm_text(ms[1:]), _rhythm_text([Member(1, 0, 1, 0.0, 1.0, 1.0, "", 1.5), ms[1]])
     (', against a usual 8-10 days between their active days', ', against a usual 10 days between their active days', ', against a usual 2-10 days between their active days')
-    >>> _rhythm_text([Member(1, 0, 1, 0.0, 1.0, 1.0, "", 3.0), Member(2, 0, 1, 0.0, 1.0, 1.0)])
-    ''
+    >>> _rhythm_text([Member(1, 0, 1, 0.0, 1.0, 1.0, "", 3.0), Member(2, 0, 1, 0.0, 1.0, 1.0)]), _rhythm_text(ms, Cycle(4))
+    ('', ", not seen in its last monthly batch (the 21st to the month's end)")
+
+    An account with a monthly burst rhythm (``cycle``, QA23b F3) judged them by its batch: said.
     """
+    if cycle is not None:
+        return f", not seen in its last monthly batch ({cycle.text()})"
     if all(silent_after_s(m) <= _SILENT_S for m in silent):
         return ""
     gaps = sorted({max(1, round(min(m.gap_days, 999.0))) for m in silent if m.gap_days > 0.0})
@@ -1529,15 +1590,16 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     sole = sole_member(members, account)  # the account is its user: its own judgement, not the 2-week silence (QA17 F4)
     # a pause that runs (QA22a F1): its users' silence is the pause, neither at risk nor gone
     pause = pausing(view, now_s * 1000 if now_ms < 0 else now_ms)
-    silent = [] if pause else [m for m in users if (m.risk > 0 if sole else silent_member(m, now_s))]
+    cycle = trend.cycle() if trend is not None else None  # a monthly burst rhythm (QA23b F3, models.monthly)
+    silent = [] if pause else [m for m in users if (m.risk > 0 if sole else silent_member(m, now_s, cycle))]
     # the members silent by the 2 weeks (or their own rhythm): what the count and the health say, for
     # an account that is its one user too, whose risk follows its own alert (QA22a F7: "1 user (1
     # silent)", "re-engage the silent users" of a viewer seen the day before, at risk by its own alert)
-    quiet = [m for m in users if silent_member(m, now_s)] if sole and not pause else silent
+    quiet = [m for m in users if silent_member(m, now_s, cycle)] if sole and not pause else silent
     usage = _usage(used, now_s)
     users_w, silent_w = sum(_weight(m) for m in users), sum(_weight(m) for m in silent)
     # several members: the account counts silence (a user's own at-risk alert stays the user's)
-    seats = len(users) + _running(used, now_s)  # a machine user running is a seat in use (_running)
+    seats = len(users) + _running(used, now_s, cycle)  # a machine user running is a seat in use (_running)
     r_u = sole_risk(sole) if sole else silence_risk(seats, len(silent), users_w, silent_w)
     keys_out = [m for m in silent if m.key_user] if not sole else []  # a key user silent: at risk on that alone (QA24b F1)
     r_u = max(r_u, KEY_RISK) if keys_out else r_u
@@ -1549,8 +1611,8 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     # trial rule judges it (a trial started says someone is there, whom the statements do not name)
     # A machine user still running (not gone) keeps it at risk, not lapsed: the account still uses the
     # product, its people left (QA23b F2: acc332's only developer gone, its API key running)
-    lapsed = (bool(users) and not in_trial(view) and not pause and all(gone_member(m, now_s, sole is not None) for m in users)
-              and all(gone_member(m, now_s) for m in used if m.machine))
+    lapsed = (bool(users) and not in_trial(view) and not pause and all(gone_member(m, now_s, sole is not None, cycle) for m in users)
+              and all(gone_member(m, now_s, False, cycle) for m in used if m.machine))
     now_ms = now_s * 1000 if now_ms < 0 else now_ms
     # near: within a quarter of the billing period, at least 30 days (QA11 F5: an annual plan's 91)
     near_ms = view.renewal_window_ms(view.renews_at(now_ms)) if view is not None else RENEWAL_WINDOW_MIN_MS
@@ -1575,7 +1637,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         weeks = min((now_s - m.last_seen_s) // (7 * DAY_S) for m in silent)
         use = f" ({_pct(silent_w / users_w)} of its activity)" if users_w > 0 and silent_w / users_w > len(silent) / len(users) else ""
         reasons.append((r_u, f"{_share(len(silent), len(users))} silent for {_counted('week', weeks)}{use}"
-                        f"{_rhythm_text(silent)}{_uncounted_text(members, users, now_s)}", _RE_ENGAGE))
+                        f"{_rhythm_text(silent, cycle)}{_uncounted_text(members, users, now_s)}", _RE_ENGAGE))
         if named:  # the user the account manager knows by name (QA11 F3): first while most of the silence is his
             reasons.insert(0 if 2 * named_w >= silent_w else len(reasons), (r_u, named, _RE_ENGAGE))
         if keys_out:
@@ -1600,17 +1662,22 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     churned = view is not None and view.first_paid_ms > 0 and not view.customer and (view.status in ("cancelled", "none") or free)
     # a fall, not "not yet"; a gone account renews nothing (QA22a F8: a free plan's period end read
     # "renewal in 6 days while usage fell 70%" beside "moved to the free plan")
-    if near and usage <= 0.75 and used and not save and not churned and not pause:
+    # a monthly burst rhythm's use is its last batch against the one before (QA23b F3: "renewal in 15
+    # days while usage fell 27%" between two month-end batches), not judged before two were seen
+    batch = burst_usage(trend.volumes, cycle, now_s, TREND_MIN_EVENTS) if trend is not None and cycle is not None else -1.0
+    fall, fall_window = (usage, _USAGE_WINDOW) if cycle is None else (batch if batch >= 0.0 else 1.0, _BATCH_WINDOW)
+    if near and fall <= 0.75 and used and not save and not churned and not pause:
         r_b = max(r_b, 0.4)
         # the window said (QA20a F2): beside the 2-week trend's "down 72%", a bare "usage fell 43%" read as a contradiction
-        reasons.append((0.4, f"renewal {_renewal_when(renewal_ms, now_ms)} while usage fell {round(100 * (1 - usage))}%{_USAGE_WINDOW}",
+        reasons.append((0.4, f"renewal {_renewal_when(renewal_ms, now_ms)} while usage fell {round(100 * (1 - fall))}%{fall_window}",
                         _RENEWAL_CALL))
     # the account's last 2 weeks against its 3-month rate, at any time (QA15 F4: a fade was seen
     # only by the renewal rule, days before the cancel notice); ``trend`` at now (:meth:`Trend.at`)
     # and its last 4 weeks on the same line, the activity missing counted alike (QA23b F4: a fade over
     # 6-8 weeks read 2-week figures over 60% until days before the cancellation): the lower counts
-    usage_2w = trend_usage(trend, used, now_s)
-    usage_4w = sustained_usage(trend, used, now_s) if sustained else -1.0
+    # (a monthly burst rhythm: its last batch against the one before, in their place; QA23b F3)
+    usage_2w = batch if cycle is not None else trend_usage(trend, used, now_s)
+    usage_4w = sustained_usage(trend, used, now_s) if sustained and cycle is None else -1.0
     longer = trend_risk(sustained_line(usage_4w)) > trend_risk(usage_2w)  # said when it adds: else the 2-week figure, as before
     r_t = 0.0 if pause else trend_risk(_lower(usage_2w, sustained_line(usage_4w)))
     if r_t > 0.0:
@@ -1619,6 +1686,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
         active = len(users) - len(quiet)  # the people still there: a fall of use, not of users (a migration)
         fell = (f"usage over the last 4 weeks down {round(100 * (1 - usage_4w))}% against its 3-month rate"
                 + (f", {_share(active, len(users))} still active" if active else "") if longer else
+                _batch_text(cycle, usage_2w) if cycle is not None else
                 f"usage over the last 2 weeks down {round(100 * (1 - usage_2w))}% against its 3-month rate (2-week decayed)")
         reasons.append((r_t, fell + (f"; {away}" if away else ""), _FALLING_USE))
     # No lower bound: a trial whose end has passed while its status still says trial (the billing

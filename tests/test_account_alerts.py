@@ -873,7 +873,7 @@ def test_a_fading_account_is_alerted_weeks_into_its_fade_by_its_own_trend() -> N
     assert first["reasons"][0].startswith("usage over the last 4 weeks down ") and first["action"] == "ask why their use is falling"
     assert not any("renewal" in r for r in first["reasons"])
     kept = orjson.dumps(acc.extras["trend"])
-    assert len(kept) <= 80, kept  # the account's state for the rule: 7 numbers
+    assert len(kept) <= 160, kept  # the account's state for the rule: 3 numbers, and the monthly rhythm's 11 (QA23b F3)
     steady, calm = _fading_account(0)
     assert calm == [] and "trend" in steady.extras, "a steady account is followed and never alerted"
 

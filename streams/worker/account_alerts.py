@@ -23,6 +23,7 @@ from models.account_health import (_FIX_PAYMENT, ACCOUNT_AT_RISK, GONE_STAGES, R
                                    in_trial, own_account, paying_again_text, recovered_reasons, rollup, silent_after_s, trend_usage_at,
                                    trial_action, TREND_FROM)
 from models.engine import alert_id
+from models.monthly import Cycle
 from models.events import Event
 from models.quiet_period import SUSTAINED_AFTER_S, QuietPeriod, next_quiet_end_ms, quiet_members, quiet_rollup, quiet_window
 from models.revenue import AccountState, Change
@@ -33,7 +34,7 @@ __all__ = ["ACCOUNT_ALERT_SCHEMA", "RECOVERED_BELOW", "TRIAL_REMINDERS_H", "Acco
            "decide_alert",
            "closes", "decide_reminders", "kept_trend", "member_deadlines_ms", "note_copy", "trend_counts", "trend_now", "next_due_s", "note_downgrade", "note_payment",
            "note_price_rise", "price_rise", "opened_risk", "other_due_ms", "unpaid_churn",
-           "payment_fixed_days", "reactivated_days", "renewal_ms", "risk_drops_ms", "usage_counts", "withhold_before"]
+           "payment_fixed_days", "reactivated_days", "renewal_ms", "kept_cycle", "risk_drops_ms", "usage_counts", "withhold_before"]
 
 KafkaRecord = tuple[bytes | None, bytes]
 
@@ -136,13 +137,21 @@ def kept_trend(extras: Mapping[str, object]) -> Trend | None:
     return Trend.from_list(extras.get("trend"))
 
 
+def kept_cycle(extras: Mapping[str, object], now_ms: int) -> Cycle | None:
+    """The account's monthly burst rhythm at ``now_ms`` (``Trend.cycle``, models.monthly; QA23b F3),
+    None without one: what the roll-up judges its members' silence and its usage by."""
+    kept = kept_trend(extras)
+    return kept.at(now_ms // 1000).cycle() if kept is not None else None
+
+
 def note_copy(extras: dict[str, object], old: Member | None, new: Member, ts_ms: int) -> None:
     """Keep in the extras' ``trend`` what the user's copy ``new`` (dated ``ts_ms``, replacing
     ``old``) adds to the account's 2-week activity (``models.account_health.add_copy``): called
     as each member copy is applied, never at a review, so the record is a function of the copies
     alone, not of the reviews in between nor of the order different users' copies came in
     (QA20a F11: a record rounded to 3 decimals at each review moved a risk by 0.0001 between two
-    replays). Full precision: 3 numbers, about 45 bytes of JSON."""
+    replays). Full precision: 3 numbers, about 45 bytes of JSON, and the monthly burst rhythm's 11
+    (``Trend.phase``, ``Trend.volumes``; QA23b F3), about 150 bytes in all."""
     extras["trend"] = add_copy(kept_trend(extras), old, new, ts_ms // 1000).to_list()
 
 
@@ -718,7 +727,8 @@ def next_due_s(acc: AccountWork, now_ms: int) -> int:
 def member_deadlines_ms(acc: AccountWork, now_ms: int) -> list[int]:
     """The members' silence deadlines after ``now_ms`` (whole seconds; a member never seen has
     none): when each turns silent, after 14 days or its own rhythm (``silent_after_s``, QA18 F4)."""
-    times = ((m.last_seen_s + silent_after_s(m)) * 1000 for m in acc.members.values() if m.last_seen_s)
+    cycle = kept_cycle(acc.extras, now_ms)  # a monthly burst rhythm: silent once a batch is missed (QA23b F3)
+    times = ((m.last_seen_s + silent_after_s(m, cycle)) * 1000 for m in acc.members.values() if m.last_seen_s)
     return [t for t in times if t > now_ms]
 
 
@@ -749,6 +759,11 @@ def risk_drops_ms(acc: AccountWork) -> list[int]:
     renewal or a trial end comes near. A trial end passed is no fall: the trial rule holds on while
     the status says trial (review 4, 2026-12-03), and only a statement (a copy) ends it."""
     times = [m.last_seen_s * 1000 + _USERS_WINDOW_MS for m in acc.members.values() if m.last_seen_s]
+    seen = max((m.last_seen_s for m in acc.members.values()), default=0)
+    cycle = kept_cycle(acc.extras, seen * 1000) if seen else None
+    if cycle is not None:  # a monthly burst rhythm: each window's end judges a new batch, which may be larger (QA23b F3)
+        first = cycle.occurrence(seen)
+        times += [cycle.end_s(k) * 1000 for k in range(first, first + 3)]
     down = acc.extras.get("down")
     if down:
         times.append(int(down[0]) + _DOWNGRADE_RECENT_MS)  # type: ignore[index]

@@ -68,7 +68,7 @@ from models.revenue_ledger import PERIODS, Cohorts, Ledger
 from streams.worker.alert_log import append_to_extras
 from streams.worker.account_alerts import (RECOVERED_BELOW, AccountWork, account_rollup, churn_announced_ms, decide_alert, decide_reminders,
                                            member_deadlines_ms, next_due_s, note_copy, note_downgrade, note_price_rise, other_due_ms, price_rise, renewal_ms,
-                                           risk_drops_ms,
+                                           kept_cycle, risk_drops_ms,
                                            trend_counts, usage_counts)
 from streams.worker.clock import NEVER
 from streams.worker.keys import bucket_of, offset_field
@@ -715,7 +715,7 @@ def _review_until(account: str, acc: AccountWork, until_ms: int, out: AccountsAd
     dues = sorted({d for d in member_deadlines_ms(acc, seen) if d <= until_ms})
     drops = sorted([*risk_drops_ms(acc), *quiet_starts_ms(acc.quiet, seen, until_ms)])  # a quiet period's start: the judged risk falls
     members = list(acc.members.values())
-    silence = silence_index(members, acc.state.get().billing_keys if acc.state.subs else (), account)
+    silence = silence_index(members, acc.state.get().billing_keys if acc.state.subs else (), account, kept_cycle(acc.extras, seen))
     latest_seen_ms = silence.seen_s[-1] * 1000 if silence.seen_s else 0
     gone = account_rollup(acc.state, acc.extras, [], 0, seen).stage  # the subscription's: no copy, no change
     gone = gone if gone in GONE_STAGES else ""
