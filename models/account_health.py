@@ -119,7 +119,7 @@ from fnmatch import fnmatchcase
 from typing import Collection, Final, Iterable, Sequence
 
 from models.lifecycle import LAPSED
-from models.monthly import BUCKETS, Cycle, add_phase, rebase, add_volume, burst_cycle, burst_usage, kept_window
+from models.monthly import BUCKETS, MONTHS, Cycle, add_part, burst_cycle, burst_usage
 from models.reasons import _ago, _counted, _days
 from models.revenue import AccountView
 from models.signals import _SILENT_S, SILENT_CAP_S, SILENT_INTERVALS, silent_line_s
@@ -640,7 +640,7 @@ TREND_HELD_S: Final[int] = 28 * DAY_S
 class Trend:
     """The account's 2-week activity (the worker keeps it in the account's extras, ``[since_s,
     at_s, fast]``: 3 numbers at full precision, about 45 bytes of JSON), and its monthly burst
-    rhythm's figures (``phase``, ``volumes``: 11 numbers more, ``models.monthly``; QA23b F3).
+    rhythm's figures (``month``, ``parts``: 25 whole numbers more, ``models.monthly.add_part``; QA23b F3).
 
     ``fast`` is the account's activity decayed over ``TREND_DAYS`` at ``at_s`` (the latest last
     seen of the copies applied); ``since_s`` when it is followed from (the earliest member copy's
@@ -656,20 +656,16 @@ class Trend:
     since_s: int
     at_s: int
     fast: float
-    # the monthly burst rhythm (QA23b F3, models.monthly): the activity by the month's parts, decayed
-    # over 90 days at ``at_s`` (``BUCKETS`` numbers), and the windows' figures (models.monthly.add_volume:
-    # first part, month, 3 figures); () in a record of before
-    phase: tuple[float, ...] = ()
-    volumes: tuple[float, ...] = ()
+    # the monthly burst rhythm (QA23b F3, models.monthly.add_part): the activity by the month's parts
+    # of the 3 calendar months to ``month``, whole sums (the same in any order); () in a record of before
+    month: int = -1
+    parts: tuple[int, ...] = ()
 
     def to_list(self) -> list[float | int]:
         """The extras' record, at full precision (rounded at each copy, it would take the copies' order):
-        3 numbers, and the burst rhythm's 11 once a copy has added to it (its parts kept to 6 digits
-        by ``models.monthly.add_phase``, its window and month whole)."""
+        3 numbers, and the burst rhythm's 25 whole ones once a copy has added to it."""
         head: list[float | int] = [self.since_s, self.at_s, self.fast]
-        if not (self.phase and self.volumes):
-            return head
-        return [*head, *self.phase, int(self.volumes[0]), int(self.volumes[1]), *self.volumes[2:]]
+        return [*head, self.month, *self.parts] if self.parts else head
 
     @classmethod
     def from_list(cls, kept: object) -> Trend | None:
@@ -677,9 +673,10 @@ class Trend:
         then perhaps 3 more: its ``fast`` read), or None for anything else."""
         if not (isinstance(kept, list) and all(isinstance(x, (int, float)) for x in kept)):
             return None
-        if len(kept) == 3 + BUCKETS + 5:
-            return cls(int(kept[0]), int(kept[1]), float(kept[2]), tuple(float(x) for x in kept[3:3 + BUCKETS]),
-                       tuple(float(x) for x in kept[3 + BUCKETS:]))
+        if len(kept) == 4 + MONTHS * BUCKETS:
+            return cls(int(kept[0]), int(kept[1]), float(kept[2]), int(kept[3]), tuple(int(x) for x in kept[4:]))
+        if len(kept) == 14:  # the rhythm of the reverted record of 2026-12-05 (order-dependent): learnt again
+            return cls(int(kept[0]), int(kept[1]), float(kept[2]))
         if len(kept) in (3, 4, 7):
             return cls(int(kept[0]), int(kept[1]), float(kept[2 if len(kept) == 3 else 3]))
         return None
@@ -691,11 +688,15 @@ class Trend:
         >>> Trend(0, 0, 14.0).at(14 * DAY_S).fast == 14.0 * math.exp(-1.0)
         True
         """
-        return Trend(self.since_s, now_s, self.fast * math.exp(-(now_s - self.at_s) / (TREND_DAYS * DAY_S)), self.phase, self.volumes)
+        return Trend(self.since_s, now_s, self.fast * math.exp(-(now_s - self.at_s) / (TREND_DAYS * DAY_S)), self.month, self.parts)
 
     def cycle(self) -> Cycle | None:
         """The account's monthly window (``models.monthly.burst_cycle``) as of ``at_s``, or None."""
-        return burst_cycle(self.phase, self.since_s, self.at_s, int(self.volumes[0]) if self.volumes else -1)
+        return burst_cycle(self.month, self.parts, self.since_s, self.at_s)
+
+    def batch_usage(self, cycle: Cycle, now_s: int) -> float:
+        """Its last batch against the one before at ``now_s`` (``models.monthly.burst_usage``)."""
+        return burst_usage(self.month, self.parts, cycle, now_s, TREND_MIN_EVENTS)
 
 
 def member_gain(old: Member | None, new: Member) -> float:
@@ -728,17 +729,15 @@ def add_copy(kept: Trend | None, old: Member | None, new: Member, ts_s: int) -> 
     """
     since = ts_s if kept is None else min(kept.since_s, ts_s)
     gain = member_gain(old, new) * (TREND_DAYS / 28.0 if old is None else 1.0)
-    phase, volumes = (rebase(kept.phase, kept.since_s, since), kept.volumes) if kept is not None else ((), ())
-    if old is not None and gain > 0.0:  # the burst rhythm's (models.monthly): a first copy's 4 weeks have no day of the month
-        phase = add_phase(phase, since, gain, new.last_seen_s)
-        first = kept_window(phase, int(volumes[0]) if volumes else -1)
-        volumes = add_volume(volumes, first, gain, new.last_seen_s) if first >= 0 else volumes
+    month, parts = (kept.month, kept.parts) if kept is not None else (-1, ())
+    if old is not None:  # the burst rhythm's (models.monthly): a first copy's 4 weeks have no day of the month
+        month, parts = add_part(month, parts, gain, new.last_seen_s)
     if kept is None:
-        return Trend(since, new.last_seen_s, gain, phase, volumes)
+        return Trend(since, new.last_seen_s, gain, month, parts)
     if new.last_seen_s > kept.at_s:
         fast = kept.fast * math.exp(-(new.last_seen_s - kept.at_s) / (TREND_DAYS * DAY_S))
-        return Trend(since, new.last_seen_s, fast + gain, phase, volumes)
-    return Trend(since, kept.at_s, kept.fast + gain * math.exp(-(kept.at_s - new.last_seen_s) / (TREND_DAYS * DAY_S)), phase, volumes)
+        return Trend(since, new.last_seen_s, fast + gain, month, parts)
+    return Trend(since, kept.at_s, kept.fast + gain * math.exp(-(kept.at_s - new.last_seen_s) / (TREND_DAYS * DAY_S)), month, parts)
 
 
 def trend_usage(trend: Trend | None, users: Sequence[Member], now_s: int) -> float:
@@ -804,7 +803,7 @@ def trend_usage_at(kept: Trend | None, members: Sequence[Member], billing: Seque
     trend = kept.at(now_s)
     cycle = trend.cycle()
     if cycle is not None:
-        return burst_usage(trend.volumes, cycle, now_s, TREND_MIN_EVENTS)
+        return trend.batch_usage(cycle, now_s)
     used = _used_by(members, _users(members, billing, now_s), now_s)  # a machine user's volume is the account's use
     return _lower(trend_usage(trend, used, now_s), sustained_line(sustained_usage(trend, used, now_s)))
 
@@ -1664,7 +1663,7 @@ def rollup(members: Sequence[Member], view: AccountView | None, down: Downgrade 
     # "renewal in 6 days while usage fell 70%" beside "moved to the free plan")
     # a monthly burst rhythm's use is its last batch against the one before (QA23b F3: "renewal in 15
     # days while usage fell 27%" between two month-end batches), not judged before two were seen
-    batch = burst_usage(trend.volumes, cycle, now_s, TREND_MIN_EVENTS) if trend is not None and cycle is not None else -1.0
+    batch = trend.batch_usage(cycle, now_s) if trend is not None and cycle is not None else -1.0
     fall, fall_window = (usage, _USAGE_WINDOW) if cycle is None else (batch if batch >= 0.0 else 1.0, _BATCH_WINDOW)
     if near and fall <= 0.75 and used and not save and not churned and not pause:
         r_b = max(r_b, 0.4)

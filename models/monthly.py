@@ -8,8 +8,9 @@ does not come. The account learns the rhythm from its own activity, no declarati
 
 - *Where in the month.* Its activity (each member copy's gain, ``account_health.member_gain``)
   by the phase of the calendar month it came in, ``BUCKETS`` (6) parts of the month (a fifth of
-  a 30-day month each: months of 28-31 days map alike), decayed over ``HIST_TAU_S`` (90 days, the
-  3-month base's pace) (:func:`phase_bucket`; kept in ``account_health.Trend``).
+  a 30-day month each: months of 28-31 days map alike), for the last ``MONTHS`` (4) calendar months
+  (:func:`phase_bucket`, :func:`add_part`; kept in ``account_health.Trend``): whole sums, the same
+  whatever order the copies come in; everything below is read from them.
 - *A rhythm*: two adjacent parts (a third of the month, :class:`Cycle`, wrapping the month's end)
   hold ``BURST_SHARE`` (75%) of it or more, against a third for use spread over the month, once
   the account has been followed ``BURST_HELD_S`` (two months) and holds ``BURST_MIN`` events
@@ -17,9 +18,9 @@ does not come. The account learns the rhythm from its own activity, no declarati
 - *Silence against the batch.* A member is silent only once a whole window after its last visit
   has passed without it, ``GRACE_S`` (2 days) after the window's end (:meth:`Cycle.due_s`); never
   before its own silence line.
-- *Usage against the batch before.* The activity in each window (and its grace) is kept for the
-  last three windows; once a window has passed, its figure against the window before is what the
-  usage trend rule reads (:func:`burst_usage`): a batch that did not come reads 0.
+- *Usage against the batch before.* Once a window has passed (its grace too), its two parts'
+  activity against the window before's is what the usage trend rule reads (:func:`burst_usage`): a
+  batch that did not come reads 0. (A batch a day or two late counts in neither window's parts.)
 
 All times are event time (epoch seconds, UTC calendar).
 """
@@ -47,6 +48,12 @@ BURST_HELD_S: Final[int] = 60 * DAY_S
 BURST_MIN: Final[float] = 20.0
 #: A batch a day or two late is no missed batch: a window ends this long after its last part.
 GRACE_S: Final[int] = 2 * DAY_S
+#: The activity is kept by part of the month for the last 4 calendar months (:func:`add_part`): the
+#: rhythm reads the two latest over, the batches' figures a window over and the one before it, which
+#: for a window to the 5th read on the 6th of month M start in month M - 3 ...
+MONTHS: Final[int] = 4
+#: ... in whole quarters of an event: sums of whole numbers, exact in any order.
+QUANTUM: Final[int] = 4
 
 
 def _month(ts_s: int) -> int:
@@ -173,105 +180,106 @@ def burst_share(hist: Sequence[float], first: int = -1) -> float:
     return (hist[b] + hist[(b + 1) % BUCKETS]) / sum(hist) if b >= 0 and len(hist) == BUCKETS and sum(hist) > 0 else 0.0
 
 
-def kept_window(hist: Sequence[float], kept: int) -> int:
-    """The window the account's figures are kept for: the one kept before (``kept``, -1 none) while it
-    still holds ``BURST_SHARE`` of ``hist``, else :func:`burst_window`. Why: a month-end batch of the
-    last 3 days sits in the month's last part; the part before and the first of the next month hold
-    its people's days around it, nearly alike, and a window moving between the two with each copy
-    would start its figures again each time (QA23b: 3 of 26 batch accounts moved in a replay).
+def add_part(month: int, parts: Sequence[int], gain: float, ts_s: int) -> tuple[int, tuple[int, ...]]:
+    """The account's activity by part of the month ``(month, parts)`` once ``gain`` at ``ts_s`` is
+    added: ``parts`` holds ``MONTHS`` (4) calendar months of ``BUCKETS`` (6) parts each, whole
+    ``1 / QUANTUM`` events, the last month ``month`` (the latest month a copy added to; -1 none).
+    A copy of a later month moves the months on; one of a month before the four is not kept.
 
-    >>> kept_window([2, 0, 0, 1, 3, 20], 5), kept_window([2, 0, 0, 1, 3, 20], -1), kept_window([9, 9, 0, 1, 1, 1], 4)
-    (5, 4, 0)
+    Why sums of whole numbers: the record is then a function of the SET of copies, not of the order
+    different users' copies come in (the property of ``tests/test_account_alerts.py``: a window
+    chosen as each copy came, and figures restarted when it moved, gave 0.7 against 0.4 for the same
+    copies interleaved); the window and the batches' figures are read from it (:func:`burst_cycle`,
+    :func:`burst_usage`).
+
+    >>> jan = _month(1_767_225_600); m, p = add_part(-1, (), 2.0, 1_767_225_600 + 28 * DAY_S)
+    >>> m == jan, p[18:], add_part(*add_part(m, p, 1.0, month_start_s(jan + 1)), 0.5, 1_767_225_600)[1][12:]
+    (True, (0, 0, 0, 0, 0, 8), (2, 0, 0, 0, 0, 8, 4, 0, 0, 0, 0, 0))
     """
-    return kept if kept >= 0 and burst_share(hist, kept) >= BURST_SHARE else burst_window(hist)
+    q = round(gain * QUANTUM)
+    if q <= 0:
+        return month, tuple(parts)
+    k = _month(ts_s)
+    kept = list(parts) if len(parts) == MONTHS * BUCKETS and month >= 0 else [0] * (MONTHS * BUCKETS)
+    month = k if len(parts) != MONTHS * BUCKETS or month < 0 else month
+    if k > month:
+        shift = min(k - month, MONTHS) * BUCKETS
+        kept, month = kept[shift:] + [0] * shift, k
+    j = k - month + MONTHS - 1
+    if j >= 0:
+        kept[j * BUCKETS + phase_bucket(ts_s)] += q
+    return month, tuple(kept)
 
 
-def add_phase(hist: Sequence[float], since_s: int, gain: float, ts_s: int) -> tuple[float, ...]:
-    """``hist`` with ``gain`` at ``ts_s`` added to its part, to 6 significant digits (:func:`_digits`).
-    The parts are kept grown from ``since_s`` rather than decayed to the latest time (``gain`` times
-    ``exp((ts_s - since_s) / HIST_TAU_S)``): the same shares, one part touched a copy instead of six
-    decayed (:func:`phase_total` reads them at a time; :func:`rebase` moves ``since_s``)."""
-    hist = list(hist) if len(hist) == BUCKETS else [0.0] * BUCKETS
-    b = phase_bucket(ts_s)
-    hist[b] = _digits(hist[b] + gain * math.exp((ts_s - since_s) / HIST_TAU_S))
-    return tuple(hist)
+def _hist(month: int, parts: Sequence[int], now_s: int) -> list[int]:
+    """The activity by part of the month (:func:`add_part`) of the two latest kept months over at
+    ``now_s``, summed. Why whole months: with the month under way in, the parts still to come are
+    missing from it (QA23b: a batch account's last third fell from 79% to 74.5% in the days before
+    each batch, its rhythm lost)."""
+    if len(parts) != MONTHS * BUCKETS:
+        return []
+    j = MONTHS - 2 if _month(now_s) > month else MONTHS - 3
+    return [parts[j * BUCKETS + b] + parts[(j + 1) * BUCKETS + b] for b in range(BUCKETS)]
 
 
-def rebase(hist: Sequence[float], since_s: int, to_s: int) -> tuple[float, ...]:
-    """``hist`` grown from ``since_s`` (:func:`add_phase`) as grown from ``to_s`` instead."""
-    if not hist or since_s == to_s:
-        return tuple(hist)
-    f = math.exp((since_s - to_s) / HIST_TAU_S)
-    return tuple(_digits(h * f) for h in hist)
+def window_volume(month: int, parts: Sequence[int], first: int, k: int) -> int | None:
+    """The activity (``1 / QUANTUM`` events) in window ``first`` of month ``k`` (its two parts,
+    wrapping into the next month), 0 for months after the kept ones, None when a part is of a month
+    before them (not kept)."""
+    out = 0
+    for b in (first, first + 1):
+        j = k + b // BUCKETS - month + MONTHS - 1
+        if j < 0:
+            return None
+        out += parts[j * BUCKETS + b % BUCKETS] if j < MONTHS else 0
+    return out
 
 
-def phase_total(hist: Sequence[float], since_s: int, now_s: int) -> float:
-    """The activity ``hist`` holds (grown from ``since_s``, :func:`add_phase`), decayed to ``now_s``."""
-    return sum(hist) * math.exp(-(now_s - since_s) / HIST_TAU_S)
-
-
-def _digits(x: float) -> float:
-    """``x`` to 6 significant digits: the parts are read only as shares against a line (75%), and the
-    account's record (``account_health.Trend.to_list``, JSON) keeps 6 numbers of 9 characters
-    rather than of 18 (QA23b F3: 191 bytes against 80 before, 150 so)."""
-    return float(f"{x:.6g}")
-
-
-def add_volume(kept: Sequence[float], first: int, gain: float, ts_s: int) -> tuple[float, ...]:
-    """The windows' activity ``(first part, month, this window, the one before, the one before
-    that)`` once ``gain`` at ``ts_s`` is added: to its window's figure when it came in one (or its
-    grace) of the last three; a later window starts a new figure. A record of another window (the
-    rhythm moved) starts again. Activity between windows is not counted (a batch against a batch)."""
-    cycle = Cycle(first)
-    k = cycle.occurrence(ts_s)
-    if ts_s >= cycle.end_s(k):
-        return tuple(kept) if len(kept) == 5 and int(kept[0]) == first else (first, k, 0, 0, 0)
-    if len(kept) != 5 or int(kept[0]) != first:
-        return (first, k, gain, 0, 0)
-    cur = int(kept[1])
-    vols = list(kept[2:])
-    if k > cur:
-        shift = k - cur
-        vols = [0.0] * min(shift, 3) + vols[: max(0, 3 - shift)]
-        cur = k
-    if 0 <= cur - k < 3:
-        vols[cur - k] += gain
-    return (first, cur, *vols)
-
-
-def burst_usage(volumes: Sequence[float], cycle: Cycle, now_s: int, least: float) -> float:
+def burst_usage(month: int, parts: Sequence[int], cycle: Cycle, now_s: int, least: float) -> float:
     """The latest window over at ``now_s`` against the window before it (1.0 alike; 0.0: the batch
-    did not come), or -1.0 when not judged: no record of this window, or the window before held
-    less than ``least`` events.
+    did not come), or -1.0 when not judged: the window before not kept, or holding less than
+    ``least`` events. When no copy came since the window before (both after the kept months), the
+    base is the largest kept window's.
 
-    >>> c = Cycle(4); jan = _month(1_767_225_600)
+    >>> jan = _month(1_767_225_600); c = Cycle(4); feb_end = month_start_s(jan + 1) + 26 * DAY_S
+    >>> m, p = add_part(*add_part(-1, (), 100.0, feb_end - 31 * DAY_S), 60.0, feb_end)
     >>> mid_mar = month_start_s(jan + 2) + 14 * DAY_S  # the latest window over: February's
-    >>> [burst_usage((4, jan + 1, 60.0, 100.0, 0.0), c, mid_mar, 20.0), burst_usage((4, jan, 100.0, 0.0, 0.0), c, mid_mar, 20.0)]
-    [0.6, 0.0]
-    >>> burst_usage((4, jan + 2, 5.0, 60.0, 100.0), c, mid_mar + 7 * DAY_S, 20.0), burst_usage((4, jan + 1, 60.0, 10.0, 0.0), c, mid_mar, 20.0)
-    (0.6, -1.0)
+    >>> burst_usage(m, p, c, mid_mar, 20.0), burst_usage(m, p, c, mid_mar + 31 * DAY_S, 20.0), burst_usage(m, p, c, mid_mar + 62 * DAY_S, 20.0)
+    (0.6, 0.0, 0.0)
+    >>> burst_usage(*add_part(-1, (), 10.0, feb_end - 31 * DAY_S), c, mid_mar - 31 * DAY_S, 20.0)
+    -1.0
     """
-    if len(volumes) != 5 or int(volumes[0]) != cycle.first:
+    if len(parts) != MONTHS * BUCKETS or month < 0:
         return -1.0
-    done, cur = cycle.done(now_s), int(volumes[1])
-    vols = list(volumes[2:]) + [0.0, 0.0]
-    if cur >= done:  # this window's figure and the one before, kept
-        now, base = vols[cur - done], vols[cur - done + 1] if cur - done < 3 else 0.0
-    else:  # no activity in a window since the kept one: the batch did not come
-        now, base = 0.0, max(volumes[2:])
-    return now / base if base >= least else -1.0
+    done = cycle.done(now_s)
+    now = window_volume(month, parts, cycle.first, done)
+    if done - 1 > month:  # no copy since the window before began: the batches missed
+        kept = [v for k in range(month - MONTHS + 1, month + 1) if (v := window_volume(month, parts, cycle.first, k)) is not None]
+        base = max(kept, default=0)
+    else:
+        base = window_volume(month, parts, cycle.first, done - 1)
+    if now is None or base is None or base < least * QUANTUM:
+        return -1.0
+    return now / base
 
 
-def burst_cycle(hist: Sequence[float], since_s: int, now_s: int, kept: int = -1) -> Cycle | None:
-    """The account's monthly window when its kept activity ``hist`` (grown from ``since_s``,
-    :func:`add_phase`) is a burst rhythm (module
-    docstring: followed ``BURST_HELD_S``, ``BURST_MIN`` events, ``BURST_SHARE`` in one window: the
-    one its figures are kept for, ``kept``, while it holds that share, :func:`kept_window`), else None.
+def burst_cycle(month: int, parts: Sequence[int], since_s: int, now_s: int) -> Cycle | None:
+    """The account's monthly window when its kept activity of its two latest months over
+    (:func:`add_part`, :func:`_hist`) is a burst rhythm (module docstring: followed
+    ``BURST_HELD_S``, ``BURST_MIN`` events, decayed over ``HIST_TAU_S`` from the end of its last kept
+    month, ``BURST_SHARE`` in the two adjacent parts that hold the most, :func:`burst_window`), else None.
 
-    >>> burst_cycle([1, 1, 1, 2, 40, 50], 0, 61 * DAY_S), burst_cycle([1, 1, 1, 2, 40, 50], 0, 59 * DAY_S), burst_cycle([10] * 6, 0, 90 * DAY_S)
+    >>> jan = _month(1_767_225_600); p = (0,) * 18 + (16, 16, 16, 32, 640, 800); feb = month_start_s(jan + 1)
+    >>> burst_cycle(jan, p, 0, feb), burst_cycle(jan, p, 0, feb - DAY_S), burst_cycle(jan, (16,) * 24, 0, feb)
     (Cycle(first=4), None, None)
+    >>> burst_cycle(jan, p, feb - 59 * DAY_S, feb)
     """
-    first = kept_window(hist, kept)
-    if now_s - since_s < BURST_HELD_S or phase_total(hist, since_s, now_s) < BURST_MIN or burst_share(hist, first) < BURST_SHARE:
+    hist = _hist(month, parts, now_s)
+    first = burst_window(hist)
+    if first < 0 or now_s - since_s < BURST_HELD_S or burst_share(hist, first) < BURST_SHARE:
+        return None
+    if burst_share(hist, (first - 1) % BUCKETS) >= BURST_SHARE:  # the batch's part with the one before: its window ends sooner
+        first = (first - 1) % BUCKETS
+    if sum(hist) / QUANTUM * math.exp(-max(0, now_s - month_start_s(month + 1)) / HIST_TAU_S) < BURST_MIN:
         return None
     return Cycle(first)

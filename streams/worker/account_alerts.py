@@ -151,7 +151,8 @@ def note_copy(extras: dict[str, object], old: Member | None, new: Member, ts_ms:
     alone, not of the reviews in between nor of the order different users' copies came in
     (QA20a F11: a record rounded to 3 decimals at each review moved a risk by 0.0001 between two
     replays). Full precision: 3 numbers, about 45 bytes of JSON, and the monthly burst rhythm's 11
-    (``Trend.phase``, ``Trend.volumes``; QA23b F3), about 150 bytes in all."""
+    (``Trend.month``, ``Trend.parts``: 25 whole numbers, the same in any order; QA23b F3), about
+    110 bytes in all."""
     extras["trend"] = add_copy(kept_trend(extras), old, new, ts_ms // 1000).to_list()
 
 
