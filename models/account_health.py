@@ -322,7 +322,11 @@ class PriceRise:
     later unwarned). Kept by the worker (extras ``rise``, streams/worker/account_alerts.py
     ``note_price_rise``). A company's MRR rising on the same plan without seats stated is more
     seats as often as a price: not one. ``seats_before``/``seats_after``: 0 for the B2C form;
-    else the MRRs are the subscription's, and the price said is per seat."""
+    else the MRRs are the subscription's, and the price said is per seat. ``intro``: the rise ends
+    the introductory price the subscription started at (``Movement.intro_ended``,
+    ``models.revenue.intro_ended``; QA24a F2: a publisher's 400 "1.00 the first month, then 9.99"
+    subscribers all read "price rose from 1.00 to 9.99"): said as such, the same risk (21% of them
+    cancelled within 32 days: the moment is one to watch)."""
 
     ts_ms: int
     plans: tuple[str, ...]
@@ -330,6 +334,7 @@ class PriceRise:
     mrr_after_cents: int
     seats_before: int = 0
     seats_after: int = 0
+    intro: bool = False
 
     def text(self, now_ms: int) -> str:
         """The reason: "price rose from 4.99 to 7.99 at its renewal 3 days ago (premium)", or per
@@ -341,16 +346,31 @@ class PriceRise:
         ('price per seat rose from 20.00 to 25.00 at its renewal today (Team Annual, 26 seats)', 'price per seat rose from 20.00 to 25.00 at its renewal today (20 seats)')
         >>> PriceRise(0, ("Team",), 52_000, 50_000, 26, 20).text(0)
         'price per seat rose from 20.00 to 25.00 at its renewal today (Team, 26 to 20 seats)'
+
+        An introductory price's end (``intro``): "introductory price ended: 1.00 -> 9.99 at its first
+        full-price renewal 3 days ago (digital_monthly)".
+
+        >>> PriceRise(0, ("digital_monthly",), 100, 999, intro=True).text(3 * 86_400_000)
+        'introductory price ended: 1.00 -> 9.99 at its first full-price renewal 3 days ago (digital_monthly)'
+        >>> PriceRise(0, ("Team",), 26_000, 52_000, 26, 26, True).text(0)
+        'introductory price per seat ended: 10.00 -> 20.00 at its first full-price renewal today (Team, 26 seats)'
         """
         named = _named(self.plans)
+        when = _ago((now_ms - self.ts_ms) // 86_400_000)
         if self.seats_before and self.seats_after:
             seats = (f"{self.seats_after} seat{'s' if self.seats_after > 1 else ''}" if self.seats_before == self.seats_after
                      else f"{self.seats_before} to {self.seats_after} seats")
-            return (f"price per seat rose from {seat_price_cents(self.mrr_before_cents, self.seats_before) / 100:.2f} to "
-                    f"{seat_price_cents(self.mrr_after_cents, self.seats_after) / 100:.2f} at its renewal "
-                    f"{_ago((now_ms - self.ts_ms) // 86_400_000)} ({named + ', ' if named else ''}{seats})")
-        return (f"price rose from {self.mrr_before_cents / 100:.2f} to {self.mrr_after_cents / 100:.2f} at its renewal "
-                f"{_ago((now_ms - self.ts_ms) // 86_400_000)}" + (f" ({named})" if named else ""))
+            before, after = (seat_price_cents(self.mrr_before_cents, self.seats_before) / 100,
+                             seat_price_cents(self.mrr_after_cents, self.seats_after) / 100)
+            if self.intro:
+                return (f"introductory price per seat ended: {before:.2f} -> {after:.2f} at its first full-price renewal {when} "
+                        f"({named + ', ' if named else ''}{seats})")
+            return f"price per seat rose from {before:.2f} to {after:.2f} at its renewal {when} ({named + ', ' if named else ''}{seats})"
+        if self.intro:
+            return (f"introductory price ended: {self.mrr_before_cents / 100:.2f} -> {self.mrr_after_cents / 100:.2f} at its first "
+                    f"full-price renewal {when}" + (f" ({named})" if named else ""))
+        return (f"price rose from {self.mrr_before_cents / 100:.2f} to {self.mrr_after_cents / 100:.2f} at its renewal {when}"
+                + (f" ({named})" if named else ""))
 
 
 def seat_price_cents(mrr_cents: int, seats: int) -> int:
@@ -371,7 +391,7 @@ def seat_price_rise(ts_ms: int, before: Subscription, after: Subscription) -> Pr
 
     >>> old = Subscription("active", "Team Annual", 52_000, 0, 0, 26)
     >>> seat_price_rise(5, old, Subscription("active", "Team Annual", 65_000, 0, 0, 26))
-    PriceRise(ts_ms=5, plans=('Team Annual',), mrr_before_cents=52000, mrr_after_cents=65000, seats_before=26, seats_after=26)
+    PriceRise(ts_ms=5, plans=('Team Annual',), mrr_before_cents=52000, mrr_after_cents=65000, seats_before=26, seats_after=26, intro=False)
     >>> [seat_price_rise(5, old, Subscription("active", plan, mrr, 0, 0, seats)) for plan, mrr, seats in
     ...  (("Team Annual", 65_000, 0), ("Team Annual", 64_000, 32), ("Team Annual", 52_000, 26), ("Team", 65_000, 26))]
     [None, None, None, None]

@@ -60,7 +60,8 @@ from typing import Final, Literal
 from models.events import Event
 from models.subscription import RENEWAL_GRACE_MS, SUBSCRIPTION_STATUSES, Subscription, renewal_window_ms
 
-__all__ = ["MOVEMENT_KINDS", "AccountState", "AccountView", "Change", "Movement", "MovementKind"]
+__all__ = ["INTRO_PERIOD_MAX_MS", "MOVEMENT_KINDS", "RENEWAL_SLACK_MS", "AccountState", "AccountView", "Change", "Movement", "MovementKind",
+           "intro_ended"]
 
 MovementKind = Literal["new", "expansion", "contraction", "churn", "reactivation", "pause", "resume"]
 MOVEMENT_KINDS: Final[tuple[MovementKind, ...]] = ("new", "expansion", "contraction", "churn", "reactivation", "pause", "resume")
@@ -92,6 +93,19 @@ _CHURNED = struct.Struct("<qq")
 #: (``AccountState.unpaid``): no bytes, a bit of the head (older readers must not see it: it is
 #: written only while such a churn is T's, QA22a F5)
 _UNPAID: Final[int] = 0x20
+#: Set in the format byte while a statement at the latest time T ended an introductory price
+#: (:func:`intro_ended`; ``AccountState.intro``): no bytes, a bit of the head, written only while
+#: T's movement is such an expansion (older readers must not see it, as ``_UNPAID``)
+_INTRO: Final[int] = 0x40
+#: A statement this close to the period end its subscription stated before is its renewal (the
+#: price rise's rule, streams.worker.account_alerts.note_price_rise, and :func:`intro_ended`)
+RENEWAL_SLACK_MS: Final[int] = 86_400_000
+#: The longest first paid period whose price :func:`intro_ended` may call introductory: a quarter
+#: (92 days). Offers are a first month or a first quarter; a first period of a half-year or a year
+#: is the plan's own term, and a rise at its first renewal is a second-year rise for a subscriber
+#: of a year, a price rise, never an offer's end (QA24a F2's brief: "never mistake a real price
+#: rise for an existing subscriber for an intro end"). A first-year discount is said as a rise.
+INTRO_PERIOD_MAX_MS: Final[int] = 92 * 86_400_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +126,9 @@ class Movement:
     # a churn whose statements cancelled a subscription that was past due (its payment failed and
     # was never fixed): involuntary, billing gave up (QA22a F5); False for every other movement
     involuntary: bool = False
+    # an expansion at the first full-price renewal after an introductory price (:func:`intro_ended`,
+    # QA24a F2): still expansion, as ChartMogul books "an expiring discount"; False for every other
+    intro_ended: bool = False
 
     @property
     def delta_cents(self) -> int:
@@ -246,6 +263,45 @@ def _same_period(cur: _Sub, stmt: Subscription) -> bool:
     return cur.sub.status in _PAYING and stmt.period_end_ms != 0 and stmt.period_end_ms == cur.sub.period_end_ms
 
 
+def intro_ended(before: Subscription, since_ms: int, period_from_ms: int, after: Subscription, ts_ms: int,
+                spell_start_ms: int, own: bool) -> bool:
+    """Whether the statement ``after`` at ``ts_ms`` ends an introductory price: the price the
+    subscription started paying at (``before``, held since ``since_ms``, when the account's paying
+    spell began, ``spell_start_ms``) held for its first period only (never renewed at it:
+    ``period_from_ms`` is ``since_ms``), of at most a quarter (:data:`INTRO_PERIOD_MAX_MS`), and
+    this statement is that period's renewal (within a day of its end) on the same plan at a higher
+    price: "1.00 the first month, then 9.99" (QA24a F2). Whose price: as the price rise's rule
+    (streams.worker.account_alerts.note_price_rise), the user's own subscription (``own``: no
+    ``account_id``, or the user's id), or one stating its seats before and after at a higher price
+    per seat; a company's MRR rising without seats is more seats as often as a price.
+    Never a rise after a renewal at the old price (a second-year rise of a monthly plan), nor the
+    first renewal of a half-year or annual plan (a subscriber of a year), nor a new plan. What it
+    cannot tell: a price rise for everyone that reaches a subscriber at their first monthly renewal
+    reads as an intro's end (docs/REVENUE.md "An introductory price's end").
+
+    >>> day = 86_400_000
+    >>> intro, full = Subscription("active", "digital", 100, 0, 31 * day), Subscription("active", "digital", 999, 0, 59 * day)
+    >>> intro_ended(intro, 0, 0, full, 31 * day, 0, True), intro_ended(intro, 0, 0, full, 31 * day, 0, False)
+    (True, False)
+    >>> intro_ended(intro, 0, 28 * day, full, 59 * day, 0, True)   # renewed once at 1.00: a rise
+    False
+    >>> year = Subscription("active", "digital", 100, 0, 365 * day)   # a year's first renewal: a second-year rise
+    >>> intro_ended(year, 0, 0, replace(full, period_end_ms=730 * day), 365 * day, 0, True)
+    False
+    >>> intro_ended(intro, 5 * day, 5 * day, full, 31 * day, 0, True)   # not the price it started paying at
+    False
+    """
+    if before.status not in _PAYING or after.status not in _PAYING or before.plan != after.plan or not before.period_end_ms:
+        return False
+    if since_ms != spell_start_ms or period_from_ms != since_ms or before.period_end_ms - since_ms > INTRO_PERIOD_MAX_MS:
+        return False
+    if abs(ts_ms - before.period_end_ms) > RENEWAL_SLACK_MS:
+        return False
+    if before.seats and after.seats:  # the price per seat rose (exact, in cents x seats)
+        return after.mrr_cents * before.seats > before.mrr_cents * after.seats
+    return own and after.mrr_cents > before.mrr_cents
+
+
 def _sub_key(user_id: str) -> int:
     """The subscription's id inside its account: 8 bytes of the user id's hash (state stays small)."""
     return int.from_bytes(hashlib.blake2b(user_id.encode(), digest_size=8).digest(), "little")
@@ -274,6 +330,9 @@ class AccountState:
     # a statement at T restated a subscription that was past due before T: T's churn, with a
     # cancellation at T, is involuntary (``Movement.involuntary``; QA22a F5); forgotten when T moves on
     unpaid: bool = False
+    # a statement at T ended an introductory price (:func:`intro_ended`): T's expansion says so
+    # (``Movement.intro_ended``; QA24a F2); forgotten when T moves on
+    intro: bool = False
 
     def mrr_cents(self) -> int:
         return sum(s.sub.mrr_cents for s in self.subs.values() if s.sub.status in _PAYING)
@@ -361,17 +420,27 @@ class AccountState:
             if self.at_ms:
                 self._settle(ts)
             self.at_ms, self.unpaid = ts, was_due
+            self.intro = self._intro(cur, event)
             if cur is not None and cur.stated_ms == ts and cur.rank() >= new.rank():
                 return Change()  # restated at this very time with more weight: it stays
             self.subs[key] = new
             return Change(add=self._movement())
         old = self._movement()
         self.unpaid = self.unpaid or was_due
+        self.intro = self.intro or self._intro(cur, event)
         if cur is not None and cur.stated_ms == ts and cur.rank() >= new.rank():
             return Change() if self._movement() == old else Change(retract=old, add=self._movement())
         self.subs[key] = new
         mv = self._movement()
         return Change() if mv == old else Change(retract=old, add=mv)
+
+    def _intro(self, cur: _Sub | None, event: Event) -> bool:
+        """Whether ``event`` (at T) ends the introductory price of the subscription it restates,
+        ``cur`` its content before T (:func:`intro_ended`)."""
+        stmt = event.subscription
+        return (stmt is not None and cur is not None and cur.since_ms < event.ts_ms
+                and intro_ended(cur.sub, cur.since_ms, cur.period_from_ms, stmt, event.ts_ms, self.spell_start_ms,
+                                event.user_id == event.account))
 
     def _movement(self) -> Movement | None:
         before, after, t = self.before_cents, self.mrr_cents(), self.at_ms
@@ -390,7 +459,7 @@ class AccountState:
         # involuntary: a subscription past due before T cancelled at T (with several subscriptions,
         # one past due going to a trial while another is cancelled at the same T would read so too)
         unpaid = kind == "churn" and self.unpaid and any(s.sub.status == "cancelled" and s.stated_ms == t for s in self.subs.values())
-        return Movement(t, kind, before, after, spell, self.first_paid_ms or t, unpaid)
+        return Movement(t, kind, before, after, spell, self.first_paid_ms or t, unpaid, kind == "expansion" and self.intro)
 
     def _settle(self, next_ms: int) -> None:
         """Time moves past T to ``next_ms``: what held after T becomes "before"; cancelled
@@ -440,14 +509,16 @@ class AccountState:
         """Compact record for Redis: a 43-byte head, then per subscription 43 bytes + the plan
         (format 1), or 51 bytes + the plan (format 2) once a subscription states a period end, or
         59 (format 3) while a period was stated before the subscription's latest statement;
-        then (a bit of the head, ``_UNPAID``, while T's statements cancelled a past-due subscription),
+        then (a bit of the head, ``_UNPAID``, while T's statements cancelled a past-due subscription;
+        another, ``_INTRO``, while one ended an introductory price),
         only while a subscription states its seats (``_WITH_SEATS``), 4 bytes a subscription:
         its seats; then, only while an account that churned pays nothing, 16 bytes: the MRR that
         churn took and when (:meth:`churned`; a reader that predates them ignores them)."""
         fmt = (3 if any(s.period_from_ms != s.stated_ms for s in self.subs.values())
                else 2 if any(s.sub.period_end_ms for s in self.subs.values()) else 1)
         seats = any(s.sub.seats for s in self.subs.values())
-        parts = [_HEAD.pack(fmt | (_WITH_SEATS if seats else 0) | (_UNPAID if self.unpaid else 0), self.at_ms, self.before_cents, self.spell_start_ms, self.first_paid_ms,
+        flags = (_WITH_SEATS if seats else 0) | (_UNPAID if self.unpaid else 0) | (_INTRO if self.intro else 0)
+        parts = [_HEAD.pack(fmt | flags, self.at_ms, self.before_cents, self.spell_start_ms, self.first_paid_ms,
                             self.contracted_ms, len(self.subs))]
         for key, s in self.subs.items():
             plan = s.sub.plan.encode()
@@ -465,11 +536,12 @@ class AccountState:
     def from_bytes(cls, data: bytes) -> AccountState:
         """A record of :meth:`to_bytes`, of any format."""
         head, at, before, spell, first, contracted, n = _HEAD.unpack_from(data, 0)
-        fmt = head & ~(_WITH_SEATS | _UNPAID)
+        fmt = head & ~(_WITH_SEATS | _UNPAID | _INTRO)
         record = _SUBS.get(fmt)
         if record is None:
-            raise ValueError(f"account state format {head} is not one of {sorted(_SUBS)} (+{_WITH_SEATS} with seats, +{_UNPAID} unpaid)")
-        st = cls(at, before, spell, first, contracted, unpaid=bool(head & _UNPAID))
+            raise ValueError(f"account state format {head} is not one of {sorted(_SUBS)} (+{_WITH_SEATS} with seats, +{_UNPAID} unpaid, "
+                             f"+{_INTRO} intro ended)")
+        st = cls(at, before, spell, first, contracted, unpaid=bool(head & _UNPAID), intro=bool(head & _INTRO))
         pos = _HEAD.size
         for _ in range(n):
             key, since, stated, status, mrr, ends, *rest = record.unpack_from(data, pos)

@@ -158,6 +158,16 @@ class PeriodFigures:
     resumed_cents: int = 0
     paused_customers: int = 0
     resumed_customers: int = 0
+    # of the expansion, that of introductory prices ended at their first full-price renewal
+    # (``Movement.intro_ended``; QA24a F2): MRR and accounts, and of the accounts that were customers
+    # at the start (``intro_existing_cents``: what NRR counts of it). ``nrr_full_price``: NRR with
+    # those customers' intro prices counted at the full price from the period's start (the start MRR
+    # plus their step up): what is kept of the base at the prices it pays from then on, where NRR
+    # counts a 1.00 -> 9.99 step as a customer's MRR growing ninefold (NRR itself without such a step)
+    intro_cents: int = 0
+    intro_customers: int = 0
+    intro_existing_cents: int = 0
+    nrr_full_price: Fraction | None = None
 
     @property
     def won(self) -> int:
@@ -174,6 +184,7 @@ _TOTALS: Final[tuple[str, ...]] = (
     "expansion_existing", "contraction_existing", "churned_existing",  # cents, customers at start
     "churned_involuntary", "n_churned_involuntary",  # of the churn, after failed payments (QA22a F5)
     "paused", "resumed", "n_paused", "n_resumed", "paused_existing", "resumed_existing",  # pauses (QA22a F1)
+    "intro", "n_intro", "intro_existing",  # of the expansion, introductory prices ended (QA24a F2)
 )
 #: A movement kind's counter in :data:`_TOTALS`, where it is not the kind itself
 _COUNTER: Final[dict[str, str]] = {"pause": "paused", "resume": "resumed"}
@@ -232,6 +243,11 @@ class Ledger:
                 t[name + "_existing"] += amount
             if name != mv.kind:  # a pause or a resume: the accounts too
                 t["n_" + name] += sign
+            if mv.intro_ended:  # an expansion: an introductory price ended (QA24a F2)
+                t["intro"] += amount
+                t["n_intro"] += sign
+                if existing:
+                    t["intro_existing"] += amount
         return self
 
     def revert(self, mv: Movement) -> Ledger:
@@ -279,6 +295,8 @@ def _figures(start: int, end: int, mrr: int, customers: int, t: dict[str, int]) 
         quick_ratio=_rate(gains, losses),
         churned_involuntary_cents=t["churned_involuntary"], churned_involuntary_customers=t["n_churned_involuntary"],
         paused_cents=t["paused"], resumed_cents=t["resumed"], paused_customers=t["n_paused"], resumed_customers=t["n_resumed"],
+        intro_cents=t["intro"], intro_customers=t["n_intro"], intro_existing_cents=t["intro_existing"],
+        nrr_full_price=_rate(kept + t["expansion_existing"] + t["resumed_existing"], mrr + t["intro_existing"]),
     )
 
 
@@ -469,6 +487,10 @@ def figures_dict(f: PeriodFigures) -> dict[str, Any]:
     out.update({k: money_text(v) for k, v in split.items()})
     out.update({f"{k}_cents": v for k, v in split.items()})
     out["lost_involuntary"] = f.churned_involuntary_customers
+    if f.intro_cents or f.intro_customers:
+        # only in a period with an introductory price ended (QA24a F2): every other period's figures stay as they were
+        out.update({"expansion_intro": money_text(f.intro_cents), "expansion_intro_cents": f.intro_cents,
+                    "intro_customers": f.intro_customers, "nrr_full_price_pct": percent_text(f.nrr_full_price) or None})
     return out
 
 

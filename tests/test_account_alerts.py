@@ -969,7 +969,8 @@ def test_a_b2c_plans_price_rise_at_renewal_puts_it_at_risk_until_cancelled_or_30
                         [*(AccountCopy(0, i, ev) for i, ev in enumerate(evs)), AccountTick(0, account or user, T0 + until_day * DAY_MS)], out)
         return [orjson.loads(v) for _, v in out.alerts]
 
-    rise = [(0, "active", "premium", 499, 30), (30, "active", "premium", 799, 60)]
+    # a subscriber since a month before (renewed at 4.99 on day 0): the rise is no introductory price's end (QA24a F2)
+    rise = [(-30, "active", "premium", 499, 0), (0, "active", "premium", 499, 30), (30, "active", "premium", 799, 60)]
     cancelled = run("", "c7", [*rise, (41, "cancelled", "premium", 0, 0)], 90)
     assert [(a["kind"], a["event_time_ms"]) for a in cancelled] == [("account_at_risk", T0 + 30 * DAY_MS), ("account_churned", T0 + 41 * DAY_MS)]
     assert (cancelled[0]["reasons"], cancelled[0]["risk"], cancelled[0]["action"], cancelled[0]["usage_unknown"]) == (
@@ -1006,19 +1007,20 @@ def test_a_companys_price_per_seat_rise_at_renewal_puts_it_at_risk_as_a_b2c_pric
                         [*(AccountCopy(0, i, ev) for i, ev in enumerate(evs)), AccountTick(0, "acme", T0 + until_day * DAY_MS)], out)
         return [orjson.loads(v) for _, v in out.alerts]
 
-    rise = [(0, "active", 52_000, 30, 26), (30, "active", 65_000, 395, 26)]
+    # a customer since a month before (renewed at 20.00 a seat on day 0): no introductory price's end (QA24a F2)
+    rise = [(-30, "active", 52_000, 0, 26), (0, "active", 52_000, 30, 26), (30, "active", 65_000, 395, 26)]
     cancelled = run([*rise, (50, "cancelled", 0, 0, 0)], 90)
     assert [(a["kind"], a["event_time_ms"]) for a in cancelled] == [("account_at_risk", T0 + 30 * DAY_MS), ("account_churned", T0 + 50 * DAY_MS)]
     said = "price per seat rose from 20.00 to 25.00 at its renewal"
     assert (cancelled[0]["reasons"], cancelled[0]["risk"], cancelled[0]["action"]) == (
         [f"{said} today (Team Annual, 26 seats)"], 0.5, "review how the plan fits their use")
     assert cancelled[1]["reasons"] == ["subscription cancelled", f"{said} 20 days ago (Team Annual, 26 seats)"]
-    assert run([*rise, rise[1]], 90) == run(rise, 90), "a renewal re-sent at the same instant keeps the rise"
+    assert run([*rise, rise[-1]], 90) == run(rise, 90), "a renewal re-sent at the same instant keeps the rise"
     assert [a["reasons"][0] for a in run(rise, 90, addon=True)][:1] == [f"{said} today (Team Annual, 26 seats)"], "an add-on's renewal keeps it"
     assert [(a["kind"], a["event_time_ms"]) for a in run(rise, 90)] == [("account_at_risk", T0 + 30 * DAY_MS),
                                                                         ("account_recovered", T0 + 67 * DAY_MS)]
-    for steps in ([rise[0], (30, "active", 64_000, 395, 32)],  # 6 more seats at 20.00: growth
-                  [(0, "active", 52_000, 30, 0), rise[1]], [rise[0], (30, "active", 65_000, 395, 0)],  # seats on one side only
+    for steps in ([rise[1], (30, "active", 64_000, 395, 32)],  # 6 more seats at 20.00: growth
+                  [(0, "active", 52_000, 30, 0), rise[-1]], [rise[1], (30, "active", 65_000, 395, 0)],  # seats on one side only
                   [(0, "active", 52_000, 30, 0), (30, "active", 65_000, 395, 0)],  # on neither: as before
                   [(0, "active", 52_000, 60, 26), (12, "active", 65_000, 60, 26)]):  # not at the renewal
         assert run(steps, 90) == [], steps

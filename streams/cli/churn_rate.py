@@ -64,7 +64,7 @@ def _split(result: dict[str, Any]) -> str:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from models.revenue_ledger import cohort_dict, figures_dict
-    from streams.cli.revenue import counted_opening_note, involuntary_text, whole_periods_note
+    from streams.cli.revenue import counted_opening_note, intro_text, involuntary_text, whole_periods_note
     from streams.views import (account_side_behind_ms, behind_note, churn_rate, live_cohorts, live_revenue, open_reader,
                                revenue_range, stream_time_ms)
 
@@ -97,13 +97,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     money = f" ({settings.currency})" if settings.currency else ""
     for f in result["revenue"]["periods"]:
         print(f"{args.period} from {f['period_start']}{money}: MRR {f['start_mrr']} -> {f['end_mrr']} (new {f['new']}, expansion "
-              f"{f['expansion']}, reactivation {f['reactivation']}, contraction {f['contraction']}, churned {f['churned']}"
+              f"{f['expansion']}{intro_text(f)}, reactivation {f['reactivation']}, contraction {f['contraction']}, churned {f['churned']}"
               f"{involuntary_text(f)}{_pauses(f)}); "
               f"customers {f['customers_start']} -> {f['customers_end']}, won {f['won']}, lost {f['lost']}; "
               f"logo churn {f['logo_churn_pct'] or '-'}%, gross MRR churn {f['gross_mrr_churn_pct'] or '-'}%, "
               f"net MRR churn {f['net_mrr_churn_pct'] or '-'}%")
         # the retention figures of --json and ``report`` too (QA pass 9 L5: the text left them out)
-        print(f"  NRR {f['nrr_pct'] or '-'}%, GRR {f['grr_pct'] or '-'}%, quick ratio {f['quick_ratio'] or '-'}")
+        without = (f" ({f['nrr_full_price_pct'] or '-'}% with the intro prices ended at full price from the start)"
+                   if "expansion_intro" in f else "")
+        print(f"  NRR {f['nrr_pct'] or '-'}%{without}, GRR {f['grr_pct'] or '-'}%, quick ratio {f['quick_ratio'] or '-'}")
     if cohorts:
         from streams.cli.revenue import print_cohorts
 

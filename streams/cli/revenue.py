@@ -28,7 +28,7 @@ from streams.offline.history import drop_repeats, iter_events_csv
 from streams.settings import Settings
 
 __all__ = ["add_arguments", "build_report", "build_report_note", "cohort_dict", "figures_dict", "first_paid_ms", "involuntary_text", "money_in", "no_statements_note",
-           "counted_opening_note", "opening_counts", "opening_note", "owner_books", "read_history",
+           "intro_text", "counted_opening_note", "opening_counts", "opening_note", "owner_books", "read_history",
            "print_cohorts", "read_statements", "run"]  # the dicts: models.revenue_ledger
 
 _MONEY = ("start_mrr", "new", "expansion", "contraction", "churned", "reactivation", "end_mrr", "net_new_mrr")
@@ -350,28 +350,51 @@ def involuntary_text(d: dict[str, Any]) -> str:
     return f" (after failed payments {d['churned_involuntary']}, {n} account{'s' * (n != 1)})"
 
 
+def intro_text(d: dict[str, Any]) -> str:
+    """" (intro prices ended 863.04, 96 accounts)": the part of a period's expansion that is
+    introductory prices ended at their first full-price renewal (``figures_dict``; QA24a F2), ""
+    when there is none.
+
+    >>> intro_text({"expansion_intro": "863.04", "intro_customers": 96}), intro_text({})
+    (' (intro prices ended 863.04, 96 accounts)', '')
+    """
+    if "expansion_intro" not in d:
+        return ""
+    n = d["intro_customers"]
+    return f" (intro prices ended {d['expansion_intro']}, {n} account{'s' * (n != 1)})"
+
+
 def _print_periods(figures: list[PeriodFigures]) -> None:
     """The report's table; a column "invol." (the churned MRR after failed payments: QA22a F5) where
     some period has any, and a "paused" and a "resumed" column (after "reactiv.") where a period holds
-    a pause or a resume (QA22a F1): a file with neither prints as before."""
+    a pause or a resume (QA22a F1), an "intro" column (after "expansion": of it, introductory prices
+    ended) and "NRR-f %" (NRR with them at the full price from the period's start) where a period holds
+    one (QA24a F2): a file with none
+    prints as before."""
     invol = any(f.churned_involuntary_cents for f in figures)
+    intro = any(f.intro_cents or f.intro_customers for f in figures)
     paused = any(f.paused_cents or f.resumed_cents or f.paused_customers or f.resumed_customers for f in figures)
-    head = ("period", "start MRR", "new", "expansion", "contraction", "churned", *(("invol.",) if invol else ()), "reactiv.",
-            *(("paused", "resumed") if paused else ()), "end MRR", "cust.", "won", "lost", "logo %", "gross %", "net %", "NRR %",
-            "GRR %", "quick")
+    head = ("period", "start MRR", "new", "expansion", *(("intro",) if intro else ()), "contraction", "churned",
+            *(("invol.",) if invol else ()), "reactiv.", *(("paused", "resumed") if paused else ()), "end MRR", "cust.", "won", "lost",
+            "logo %", "gross %", "net %", "NRR %", *(("NRR-f %",) if intro else ()), "GRR %", "quick")
     rows = []
     for f in figures:
         d = figures_dict(f)
         pauses = (money_text(f.paused_cents), money_text(f.resumed_cents)) if paused else ()
-        rows.append((d["period_start"], *(d[k] for k in _MONEY[:5]), *((d["churned_involuntary"],) if invol else ()),
-                     d[_MONEY[5]], *pauses, d["end_mrr"], str(f.customers_start), str(f.won),
-                     str(f.churned_customers), *((d[k] or "-") for k in ("logo_churn_pct", "gross_mrr_churn_pct",
-                                                                          "net_mrr_churn_pct", "nrr_pct", "grr_pct", "quick_ratio"))))
+        intros = (money_text(f.intro_cents),) if intro else ()
+        rates = ("logo_churn_pct", "gross_mrr_churn_pct", "net_mrr_churn_pct", "nrr_pct",
+                 *(("nrr_full_price_pct",) if intro else ()), "grr_pct", "quick_ratio")
+        rows.append((d["period_start"], *(d[k] for k in _MONEY[:3]), *intros, *(d[k] for k in _MONEY[3:5]),
+                     *((d["churned_involuntary"],) if invol else ()), d[_MONEY[5]], *pauses, d["end_mrr"], str(f.customers_start),
+                     str(f.won), str(f.churned_customers), *((d.get(k, d["nrr_pct"]) or "-") for k in rates)))
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(head)]
     for r in (head, *rows):
         print("  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))))
     if invol:
         print("invol. = of the churned MRR, that of subscriptions cancelled while past due (after failed payments: involuntary)")
+    if intro:
+        print("intro = of the expansion, introductory prices ended (the first full-price renewal after a first period at a lower "
+              "price on the same plan); NRR-f = NRR with their customers at the full price from the period's start")
 
 
 def print_cohorts(cohorts: list[CohortRow]) -> None:

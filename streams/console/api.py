@@ -298,6 +298,9 @@ def openapi() -> dict[str, Any]:
     # only in a period that holds a pause or a resume (docs/REVENUE.md "Pauses"): not required
     figures["properties"].update({"paused": money, "resumed": money, "paused_cents": int_, "resumed_cents": int_,
                                   "paused_customers": int_, "resumed_customers": int_})
+    # only in a period that holds an introductory price's end (docs/REVENUE.md, QA24a F2): not required
+    figures["properties"].update({"expansion_intro": money, "expansion_intro_cents": int_, "intro_customers": int_,
+                                  "nrr_full_price_pct": pct})
     cohort = _obj({"cohort": _STR, "customers": int_, "new_mrr": money, "months": {"type": "array", "items": _obj({
         "month": _STR, "customers": int_, "mrr": money, "customer_retention_pct": pct, "mrr_retention_pct": pct})}})
     revenue = _obj({"period": {"enum": ["day", "week", "month"]},

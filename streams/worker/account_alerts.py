@@ -26,7 +26,7 @@ from models.engine import alert_id
 from models.monthly import Cycle
 from models.events import Event
 from models.quiet_period import SUSTAINED_AFTER_S, QuietPeriod, next_quiet_end_ms, quiet_members, quiet_rollup, quiet_window
-from models.revenue import AccountState, Change
+from models.revenue import RENEWAL_SLACK_MS, AccountState, Change
 from models.subscription import RENEWAL_GRACE_MS, Subscription
 from streams.worker.alert_log import EXTRAS_FIELD
 
@@ -249,11 +249,8 @@ def price_rise(extras: Mapping[str, object]) -> PriceRise | None:
     if not isinstance(kept, list):
         return None
     seats = (int(kept[4]), int(kept[5])) if len(kept) > 5 else (0, 0)
-    return PriceRise(int(kept[0]), tuple(kept[1]), int(kept[2]), int(kept[3]), *seats)  # type: ignore[arg-type]
-
-
-#: A statement this close to the period end its subscription stated before is its renewal
-_RENEWAL_SLACK_MS: Final[int] = 86_400_000
+    intro = len(kept) > 6 and bool(kept[6])  # an introductory price ended (QA24a F2)
+    return PriceRise(int(kept[0]), tuple(kept[1]), int(kept[2]), int(kept[3]), *seats, intro)  # type: ignore[arg-type]
 
 
 def note_price_rise(extras: dict[str, object], ev: Event, change: Change, was: Subscription | None, now: Subscription | None,
@@ -267,7 +264,8 @@ def note_price_rise(extras: dict[str, object], ev: Event, change: Change, was: S
     subscription (a B2C user without ``account_id``, or sent with ``account_id`` = the user id)
     whose MRR moves up (expansion) on the same plans (QA19 F7): a company's MRR rising is more
     seats as often as a price. Forgotten when a statement at the same instant retracts it; a later
-    rise replaces it.
+    rise replaces it. An introductory price's end (the movement's ``intro_ended``) is kept so and
+    said so ("introductory price ended: 1.00 -> 9.99 ...", same risk).
 
     >>> from models.revenue import Movement
     >>> renewal = Event("c7", 30, "subscription", "s1", 0.0, "", Subscription("active", "premium", 799))
@@ -288,20 +286,28 @@ def note_price_rise(extras: dict[str, object], ev: Event, change: Change, was: S
     >>> note_price_rise(extras, team, Change(), team.subscription, replace(team.subscription, mrr_cents=64_000, seats=32), ["Team"],
     ...                 ["Team"]); extras   # restated at the same instant: 32 seats at 20.00, growth
     {}
+
+    A rise whose movement ends an introductory price (``Movement.intro_ended``, QA24a F2) is kept
+    with a seventh element 1 (the seats 0 in the B2C form): :func:`price_rise` says it as such.
+
+    >>> note_price_rise(extras, renewal, Change(add=Movement(30, "expansion", 100, 999, 0, 0, intro_ended=True)), old, None,
+    ...                 ["premium"], ["premium"]); extras, price_rise(extras).text(30)
+    ({'rise': [30, ['premium'], 100, 999, 0, 0, 1]}, 'introductory price ended: 1.00 -> 9.99 at its first full-price renewal today (premium)')
     """
     add, retract = change.add, change.retract
     kept = extras.get("rise")
     here = isinstance(kept, list) and kept[0] == ev.ts_ms  # noted at this instant: a restatement re-measures it
     ended_ms = was.period_end_ms if was is not None else 0
-    renewal = here or (ended_ms > 0 and abs(ev.ts_ms - ended_ms) <= _RENEWAL_SLACK_MS)
-    if isinstance(kept, list) and here and len(kept) > 5:  # a rise per seat noted at this instant
+    renewal = here or (ended_ms > 0 and abs(ev.ts_ms - ended_ms) <= RENEWAL_SLACK_MS)
+    intro = [1] if add is not None and add.intro_ended else []  # an introductory price ended (QA24a F2)
+    if isinstance(kept, list) and here and len(kept) > 5 and kept[4]:  # a rise per seat noted at this instant
         _note_seat_rise(extras, ev.ts_ms, kept, now)
     elif was is not None and now is not None and was.seats and now.seats:
         rise = seat_price_rise(ev.ts_ms, was, now) if renewal else None
         if rise is not None:
-            extras["rise"] = _seat_record(rise)
+            extras["rise"] = _seat_record(rise) + intro
     elif add is not None and add.kind == "expansion" and ev.user_id == ev.account and list(plans_before) == list(plans_after) and renewal:
-        extras["rise"] = [ev.ts_ms, list(plans_after), add.mrr_before_cents, add.mrr_after_cents]
+        extras["rise"] = [ev.ts_ms, list(plans_after), add.mrr_before_cents, add.mrr_after_cents] + ([0, 0, 1] if intro else [])
     elif retract is not None and retract.kind == "expansion" and here:
         extras.pop("rise")
 
@@ -322,7 +328,7 @@ def _note_seat_rise(extras: dict[str, object], ts_ms: int, kept: list[object], n
     before = Subscription("active", now.plan, int(kept[2]), 0, 0, int(kept[4]))  # type: ignore[call-overload]
     rise = seat_price_rise(ts_ms, before, now)
     if rise is not None:
-        extras["rise"] = _seat_record(rise)
+        extras["rise"] = _seat_record(rise) + kept[6:7]  # an intro's end stays one
     else:
         extras.pop("rise")
 
