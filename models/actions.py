@@ -2,7 +2,8 @@
 
 Health says whether the user *uses* the product (health >= model.action_health). *Paying* is
 either of two things: the user's latest ``subscription`` statement pays (``active`` or
-``past_due`` with an MRR above 0: models.state PAYS_SUBSCRIPTION), whatever the temperature (a
+``past_due`` with an MRR above 0: models.state PAYS_SUBSCRIPTION, while the paid period it states
+runs or none is stated: models.signals.still_pays), whatever the temperature (a
 contract pays by itself, not by a rhythm), or a purchaser's temperature (the one shown,
 models.temperature.p_back_within) is >= model.action_temperature, 50 by default, i.e. more likely
 than not to be back, and for a repeat buyer to buy again, within the model's horizon (someone

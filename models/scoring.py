@@ -26,7 +26,7 @@ from models.model import ChurnModel
 from models.reasons import Purpose, reasons
 from models.rfm import rfm_segment
 from models.risk import combine, feature_vector, leave_after, leave_probability, weighted_features
-from models.signals import Signals, compute_signals, order_due_s, order_overdue
+from models.signals import Signals, compute_signals, order_due_s, order_overdue, still_pays
 from models.state import ACCOUNT_MEMBER, DAY_S, PAYS_SUBSCRIPTION, Stage, UserState
 from models.temperature import StaySource, p_back_within, p_stay, stay_after
 
@@ -172,7 +172,7 @@ def scores_from(st: UserState, a: Assessment, model: ChurnModel, purpose: Purpos
     at_risk = st.at_risk_since_s != 0 if open_alert < 0 else open_alert != 0
     flags = st.flags
     action = recommend(a.stage, h, temperature, st.n_purchases > 0, model, at_risk,
-                       (flags & PAYS_SUBSCRIPTION) != 0, (flags & ACCOUNT_MEMBER) != 0,
+                       still_pays(sig, (flags & PAYS_SUBSCRIPTION) != 0), (flags & ACCOUNT_MEMBER) != 0,
                        order_due_s(sig) > sig.now_s, c, order_overdue(sig), sig.trial_lost, sig.cancel_at_s > 0)
     # the features the model weighs, all the reasons read (models.risk.weighted_features); the
     # whole vector where the assessment built it already

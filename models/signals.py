@@ -65,6 +65,7 @@ __all__ = [
     "REORDER_LATE_FACTOR",
     "REORDER_MIN_INTERVALS",
     "silent_after",
+    "still_pays",
     "visit_gap_days",
 ]
 
@@ -411,6 +412,15 @@ def paid_period_runs(sig: Signals) -> bool:
     models.lifecycle rule 0 (a customer, not lapsed), of :func:`reorder_late` and of the save
     list's key (models.risk.savable: the subscriber has not left the contract)."""
     return paid_period_passes_s(sig) > sig.now_s
+
+
+def still_pays(sig: Signals, pays: bool) -> bool:
+    """Whether a user whose latest ``subscription`` statement pays (``pays``: models.state
+    PAYS_SUBSCRIPTION) is paying at ``sig.now_s``, for the action (models.actions): while the
+    stated period runs (:func:`paid_period_runs`, the lifecycle's test), or always when no period
+    end is stated. QA25a F2 (2026-12-05): a prepaid bundle that lapsed with no statement after it
+    told a dormant user, silent 47 days since the period ended, ``educate`` (paying, not using)."""
+    return pays and (sig.period_end_s == 0 or paid_period_runs(sig))
 
 
 def reorder_late(sig: Signals) -> bool:

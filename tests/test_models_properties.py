@@ -59,6 +59,7 @@ _PURE = import_pure(["engine", "scoring", "signals"])
 engine = _PURE["engine"]
 order_due_s = _PURE["signals"].order_due_s  # of the pure engine's signals (its own Signals class)
 order_overdue = _PURE["signals"].order_overdue
+still_pays = _PURE["signals"].still_pays
 
 
 @st.composite
@@ -154,7 +155,7 @@ def test_every_alert_tells_the_action_score_tells_with_billing(events: list[Even
 def _recommended(s: Any, st_: UserState, model: ChurnModel) -> str:
     """The action models.actions gives for scores ``s`` of state ``st_`` (its flags and open alert)."""
     return recommend(s.stage, s.health, s.temperature, st_.n_purchases > 0, model, st_.at_risk_since_s != 0,
-                     bool(st_.flags & PAYS_SUBSCRIPTION), bool(st_.flags & ACCOUNT_MEMBER),
+                     still_pays(s.signals, bool(st_.flags & PAYS_SUBSCRIPTION)), bool(st_.flags & ACCOUNT_MEMBER),
                      order_due_s(s.signals) > s.signals.now_s, overdue=order_overdue(s.signals),
                      trial_lost=s.signals.trial_lost, cancelling=s.signals.cancel_at_s > 0)
 

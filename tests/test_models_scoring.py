@@ -421,6 +421,21 @@ def test_a_subscriber_who_stops_using_is_educated_until_the_subscription_ends() 
     assert score(trial, cut, MODEL).action != "educate"  # a trial pays nothing
 
 
+def test_a_paid_period_that_passed_unrenewed_pays_no_more_for_the_action() -> None:
+    # QA25a F2: a prepaid bundle (active, 18.00, paid 30 days) that lapsed with no statement after
+    # it told a dormant user, silent 47 days, "educate" (paying but not using). Paying reads the
+    # period as the lifecycle does (models.signals.paid_period_runs); without a stated end, it pays.
+    from models.subscription import Subscription
+    use = _member_history("p1", [1.0 * d for d in range(60)], account="")
+    for end_day, silent_days, pays in ((90.0, 15, True), (61.0, 30, False), (0.0, 30, True)):
+        sub = Subscription("active", "data30", 1800, period_end_ms=int((T0 + end_day * DAY_S) * 1000) if end_day else 0)
+        evs = [Event("p1", int((T0 + 31 * DAY_S) * 1000), "subscription", "s31", 0.0, "", sub), *use]
+        cut = T0 + (60 + silent_days) * DAY_S
+        s = score(advance("p1", None, evs, int(cut * 1000), MODEL).state, cut, MODEL)
+        assert s.health < MODEL.action_health and s.stage != "churned", (end_day, silent_days, s)
+        assert (s.action == "educate") == pays, (end_day, silent_days, s.stage, s.action)
+
+
 def test_the_billing_flags_survive_the_record() -> None:
     # the flags are part of the state the worker stores (format 7), so the stream's later views say the same
     from models.state import ACCOUNT_MEMBER, PAYS_SUBSCRIPTION

@@ -223,6 +223,32 @@ def test_a_file_without_statements_says_its_purchases_are_not_mrr(history: tuple
     assert "no subscription statements" not in capsys.readouterr().out
 
 
+def test_purchases_beside_statements_are_said_to_be_in_no_figure(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA25a F1: a prepaid operator's file holds bundles (subscription statements) and top-ups
+    (purchases); the report counts the bundles' MRR only, and the top-ups, most of its money, were
+    in no figure and unsaid. Now one line after the table (on stderr with --json) says how many
+    purchases the file holds and that they are not MRR; the figures are those without them."""
+    rows = ("user_id,ts,event_type,amount,status,plan,mrr,period_end\n"
+            "s1,2026-02-03T10:00:00Z,subscription,,active,data30,15.00,2026-03-05T10:00:00Z\n"
+            "s1,2026-02-04T10:00:00Z,purchase,20,,,,\ns2,2026-02-05T10:00:00Z,purchase,30,,,,\n"
+            "s2,2026-02-06T10:00:00Z,call,,,,,\n")
+    mixed, bundles = tmp_path / "mixed.csv", tmp_path / "bundles.csv"
+    mixed.write_text(rows)
+    bundles.write_text("".join(line + "\n" for line in rows.splitlines() if "purchase" not in line))
+    note = ("mixed.csv also holds 2 purchases (total 50.00): they are not MRR and in none of these figures "
+            "(subscription statements only); see `churnwatch churn-rate` for spend of churned users")
+    argv = ["--from", "2026-02-01", "--to", "2026-03-01"]
+    assert main(["report", "--events", str(mixed), *argv]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == note and out[-2].startswith("1 accounts;"), out
+    assert main(["report", "--events", str(mixed), *argv, "--json"]) == 0
+    got = capsys.readouterr()
+    assert got.err == note + "\n"
+    assert main(["report", "--events", str(bundles), *argv, "--json"]) == 0
+    plain = capsys.readouterr()
+    assert plain.err == "" and orjson.loads(plain.out)["periods"] == orjson.loads(got.out)["periods"]
+
+
 def test_percent_text_rounds_half_even() -> None:
     from fractions import Fraction
 

@@ -28,7 +28,7 @@ from streams.offline.history import drop_repeats, iter_events_csv
 from streams.settings import Settings
 
 __all__ = ["add_arguments", "build_report", "build_report_note", "cohort_dict", "figures_dict", "first_paid_ms", "involuntary_text", "money_in", "no_statements_note",
-           "intro_text", "counted_opening_note", "opening_counts", "opening_note", "owner_books", "read_history",
+           "purchases_note", "intro_text", "counted_opening_note", "opening_counts", "opening_note", "owner_books", "read_history",
            "print_cohorts", "read_statements", "run"]  # the dicts: models.revenue_ledger
 
 _MONEY = ("start_mrr", "new", "expansion", "contraction", "churned", "reactivation", "end_mrr", "net_new_mrr")
@@ -269,8 +269,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(orjson.dumps({**_head(args, settings, from_ms, to_ms), **_book_dict(book, figures, cohorts),
                             "opening_note": note}).decode())
-        if not book.accounts:  # on stderr: stdout stays one JSON object
-            print(no_statements_note(args.events, settings), file=sys.stderr)
+        purchases = purchases_note(args.events, settings, bool(book.accounts))
+        if purchases:  # on stderr: stdout stays one JSON object
+            print(purchases, file=sys.stderr)
         return 0
     _print_periods(figures)
     if cohorts:
@@ -280,16 +281,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print(f"\nnote: {line}")
     print(f"{len(book.accounts):,} accounts; {money_in(settings.currency)}; rates in %; "
           f"definitions in docs/REVENUE.md" + (f"; {book.late} late statements ignored" if book.late else ""))
-    if not book.accounts:
-        print(no_statements_note(args.events, settings))
+    purchases = purchases_note(args.events, settings, bool(book.accounts))
+    if purchases:
+        print(purchases)
     return 0
 
 
-def no_statements_note(path: str | Path, settings: Settings) -> str:
-    """The line ``report`` adds for a file without subscription statements (every statement makes
-    an account): its MRR is all zeros, and the purchases it holds are not MRR. QA12 F8: a shop's
-    history printed six months of 0.00 and "0 accounts" without saying why. Purchases are the
-    events of the deployment model's ``purchase`` role (models.vocabulary), exact repeats once."""
+def purchases_note(path: str | Path, settings: Settings, statements: bool) -> str | None:
+    """What the file's purchases are to the report: not MRR. Without statements the figures are all
+    0 and the line is always said (QA12 F8); beside statements it is said when purchases exist
+    (QA25a F1: a prepaid operator's 53,503 top-ups, 1.19M of money against bundles' ~5,000 MRR a
+    month, were in none of the figures, unsaid). Purchases are the events of the deployment model's
+    ``purchase`` role (models.vocabulary), exact repeats once."""
     from models.model import load_model
     from models.vocabulary import PURCHASE
 
@@ -298,8 +301,13 @@ def no_statements_note(path: str | Path, settings: Settings) -> str:
     bought.sort(key=EVENT_ORDER)
     bought = drop_repeats(bought)
     total = sum(ev.amount for ev in bought)
-    return (f"no subscription statements in {Path(path).name}: {len(bought):,} purchases (total {total:,.2f}) are not MRR; "
-            "see `churnwatch churn-rate` for spend of churned users")
+    if not statements:
+        return (f"no subscription statements in {Path(path).name}: {len(bought):,} purchases (total {total:,.2f}) are not MRR; "
+                "see `churnwatch churn-rate` for spend of churned users")
+    if not bought:
+        return None
+    return (f"{Path(path).name} also holds {len(bought):,} purchases (total {total:,.2f}): they are not MRR and in none "
+            "of these figures (subscription statements only); see `churnwatch churn-rate` for spend of churned users")
 
 
 def _head(args: argparse.Namespace, settings: Settings, from_ms: int, to_ms: int) -> dict[str, object]:
