@@ -27,7 +27,7 @@ from streams.errors import UserError
 from streams.offline.history import drop_repeats, iter_events_csv
 from streams.settings import Settings
 
-__all__ = ["add_arguments", "build_report", "build_report_note", "cohort_dict", "figures_dict", "first_paid_ms", "involuntary_text", "money_in", "no_statements_note",
+__all__ = ["add_arguments", "build_report", "build_report_note", "cohort_dict", "figures_dict", "first_paid_ms", "involuntary_text", "money_in",
            "purchases_note", "intro_text", "counted_opening_note", "opening_counts", "opening_note", "owner_books", "read_history",
            "print_cohorts", "read_statements", "run"]  # the dicts: models.revenue_ledger
 
