@@ -1499,7 +1499,9 @@ def _named_silent(users: Sequence[Member], silent: Sequence[Member], billing: Se
     if len(silent) == len(users):
         return "", "", 0.0
     weights = sorted((_weight(m) for m in users), reverse=True)
-    top = weights[0] if weights[0] > weights[1] else math.inf  # a tie: no one user is the most active
+    # a tie: no one user is the most active; one user (a silent key user is left out of ``silent``
+    # by the caller, so the guard above does not see "every user": QA25b F1) is the most active
+    top = weights[0] if len(weights) < 2 or weights[0] > weights[1] else math.inf
     picked = [m for m in silent if m.key in billing or _weight(m) >= top]
     if not picked:
         return "", "", 0.0

@@ -125,3 +125,17 @@ def test_the_worker_alerts_on_the_key_user_s_silence_and_recovers_on_their_retur
     assert [(a["kind"], a["day"]) for a in alerts][:1] == [("account_at_risk", 114)]  # 14 days after day 100
     assert alerts[0]["reasons"][0].startswith("its key user sch018_t1 silent for 2 weeks")
     assert [a["kind"] for a in alerts] == ["account_at_risk", "account_recovered"] and alerts[1]["day"] >= 130
+
+
+@pytest.mark.parametrize("days", [15, 20])
+def test_a_one_user_account_whose_key_user_is_silent_is_at_risk_not_a_crash(days: int) -> None:
+    """QA25b F1: a marketplace shop of one user (``shop007_o``, account ``shop007``: not the user's
+    own id, so the account's rules judge it) whose only user is a declared key user. Silent past
+    their rhythm, the key user is taken out of the silent users before the most-active one is named,
+    and naming compared the two largest weights of a one-user list: IndexError, every worker cycle
+    retried for ever (the QA replay's account side stuck 336 days behind, no event applied after)."""
+    owner = [_m("shop007_o", days, 9.0, True, 1.5)]
+    r = rollup(owner, None, None, 0, NOW)
+    assert r.stage == "at_risk" and r.risk >= KEY_RISK
+    assert r.reasons[0].startswith("its key user shop007_o silent for")
+    assert rollup(owner, None, None, 0, NOW + 30 * DAY_S).stage == "lapsed"  # gone 21 days and more: win back

@@ -321,3 +321,32 @@ def test_report_splits_churn_after_failed_payments(tmp_path: Path, capsys: pytes
     assert (cells["churned"], cells["invol."]) == ("42.00", "10.00"), (head, row)
     assert main(["report", "--events", str(path), "--from", "2026-01-01", "--to", "2026-02-01"]) == 0
     assert "invol." not in capsys.readouterr().out, "no failed payments in January: the table as before"
+
+
+def test_report_says_when_one_subscription_has_different_statements_at_one_instant(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """QA25b F6: a marketplace's billing sent the renewal notice of Pro and the downgrade to the free
+    plan at the same second; the ledger books the larger (documented), so the churn of 39.00 fell in
+    the next month, unsaid. The report now says it under the table (JSON ``same_instant_note``) and
+    the figures are unchanged; a file without such a clash says nothing (null)."""
+    from models.events import Event
+    from models.subscription import Subscription
+
+    day = 86_400_000
+    rows = [("shop369_o", 0, "pro", 3900), ("shop369_o", 30, "pro", 3900), ("shop369_o", 30, "basic", 0), ("shop369_o", 60, "basic", 0)]
+    events = [Event(u, START_MS + d * day, "subscription", f"{u}{d}{p}", 0.0, "shop369", Subscription("active", p, mrr))  # type: ignore[arg-type]
+              for u, d, p, mrr in rows]
+    path = tmp_path / "events.csv"
+    write_events_csv(path, events, accounts=True)
+    args = ["report", "--events", str(path), "--from", "2026-01-01", "--to", "2026-04-01", "--period", "month"]
+    assert main([*args, "--json"]) == 0
+    out = orjson.loads(capsys.readouterr().out)
+    assert [p["churned"] for p in out["periods"]] == ["0.00", "0.00", "39.00"], "the larger is booked: as documented"
+    assert out["same_instant_note"].startswith("1 subscription has different statements at one instant (the first: shop369, "
+                                               "user shop369_o, "), out["same_instant_note"]
+    assert "active basic 0.00 / active pro 39.00" in out["same_instant_note"]
+    assert main(args) == 0
+    assert "\nnote: 1 subscription has different statements at one instant" in capsys.readouterr().out
+    write_events_csv(path, [e for e in events if e.subscription.plan != "basic" or e.ts_ms != START_MS + 30 * day], accounts=True)  # type: ignore[union-attr]
+    assert main([*args, "--json"]) == 0
+    assert orjson.loads(capsys.readouterr().out)["same_instant_note"] is None

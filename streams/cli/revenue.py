@@ -16,7 +16,7 @@ import argparse
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import orjson
 
@@ -27,7 +27,7 @@ from streams.errors import UserError
 from streams.offline.history import drop_repeats, iter_events_csv
 from streams.settings import Settings
 
-__all__ = ["add_arguments", "build_report", "build_report_note", "cohort_dict", "figures_dict", "first_paid_ms", "involuntary_text", "money_in",
+__all__ = ["add_arguments", "build_report", "build_report_note", "same_instant_note", "cohort_dict", "figures_dict", "first_paid_ms", "involuntary_text", "money_in",
            "purchases_note", "intro_text", "counted_opening_note", "opening_counts", "opening_note", "owner_books", "read_history",
            "print_cohorts", "read_statements", "run"]  # the dicts: models.revenue_ledger
 
@@ -202,20 +202,54 @@ def whole_periods_note(period: str, from_ms: int | None, to_ms: int | None, figu
 def build_report(path: str | Path, from_ms: int, to_ms: int, period: str,
                  currency: str = "") -> tuple[RevenueBook, list[PeriodFigures]]:
     """Every subscription event of ``path`` through a :class:`RevenueBook`, then the periods."""
-    book, figures, _ = build_report_note(path, from_ms, to_ms, period, currency)
+    book, figures, _, _ = build_report_note(path, from_ms, to_ms, period, currency)
     return book, figures
 
 
 def build_report_note(path: str | Path, from_ms: int, to_ms: int, period: str,
-                      currency: str = "") -> tuple[RevenueBook, list[PeriodFigures], str | None]:
-    """:func:`build_report` and its :func:`opening_note` (None: no note), from one read of the file."""
+                      currency: str = "") -> tuple[RevenueBook, list[PeriodFigures], str | None, str | None]:
+    """:func:`build_report`, its :func:`opening_note` and its :func:`same_instant_note` (None: no
+    note), from one read of the file."""
     statements, start_ms, end_ms = read_history(path, currency)
     book = RevenueBook(period)  # type: ignore[arg-type]
     for ev in statements:
         book.update(ev)
     figures = book.get(from_ms, to_ms)
     counts = opening_counts([mv.ts_ms for mv in book.movements if mv.kind == "new"], start_ms, end_ms)
-    return book, figures, opening_note(first_paid_ms(book), figures, counts)
+    return book, figures, opening_note(first_paid_ms(book), figures, counts), same_instant_note(statements)
+
+
+def same_instant_note(statements: Sequence[Event]) -> str | None:
+    """What the report says when one subscription (account, user) has statements of different
+    status, plan or MRR at one instant: the ledger takes the larger (docs/REVENUE.md, "How the
+    state works"), so a downgrade stated at the same second as the renewal notice of the old plan
+    is booked at the next statement, often a month later. QA25b F6: a marketplace's downgrades to
+    its free plan at the renewal instant moved 39.00 of churn from April to May, unsaid. None
+    without any (a repeat of one statement, or a renewal that moves only the period end, is none).
+
+    >>> from models.subscription import Subscription
+    >>> def st(t, plan, mrr):
+    ...     return Event("shop369_o", t, "subscription", f"{t}{plan}", 0.0, "shop369", Subscription("active", plan, mrr))
+    >>> same_instant_note([st(1776654000000, "pro", 3900), st(1776654000000, "basic", 0), st(1, "pro", 3900)])
+    '1 subscription has different statements at one instant (the first: shop369, user shop369_o, 2026-04-20T03:00:00Z: active basic 0.00 / active pro 39.00): the larger is booked, the others ignored (docs/REVENUE.md, "How the state works"); state a change a moment after the renewal it follows'
+    >>> same_instant_note([st(1, "pro", 3900), st(1, "pro", 3900)]) is None
+    True
+    """
+    by: dict[tuple[str, str, int], set[tuple[str, str, int]]] = {}
+    for ev in statements:
+        sub = ev.subscription
+        if sub is not None:
+            by.setdefault((ev.account_id, ev.user_id, ev.ts_ms), set()).add((sub.status, sub.plan, sub.mrr_cents))
+    clashes = sorted((ts, account, user) for (account, user, ts), said in by.items() if len(said) > 1)
+    if not clashes:
+        return None
+    ts, account, user = clashes[0]
+    said = " / ".join(f"{status} {plan} {money_text(mrr)}" for status, plan, mrr in sorted(by[(account, user, ts)]))
+    when = datetime.fromtimestamp(ts / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    n = len({(account, user) for _, account, user in clashes})
+    return (f"{n:,} subscription{'s have' if n != 1 else ' has'} different statements at one instant (the first: {account}, "
+            f"user {user}, {when}: {said}): the larger is booked, the others ignored (docs/REVENUE.md, \"How the state works\"); "
+            "state a change a moment after the renewal it follows")
 
 
 def owner_books(events: list[Event], owners: Mapping[str, str], period: str) -> dict[str, RevenueBook]:
@@ -264,11 +298,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                         "--accounts is read for --by-owner (add it, or leave --accounts out)")
     if args.by_owner:
         return _by_owner(args, settings, from_ms, to_ms)
-    book, figures, note = build_report_note(args.events, from_ms, to_ms, args.period, settings.currency)
+    book, figures, note, clash = build_report_note(args.events, from_ms, to_ms, args.period, settings.currency)
     cohorts = book.cohorts.get(to_ms)
     if args.json:
         print(orjson.dumps({**_head(args, settings, from_ms, to_ms), **_book_dict(book, figures, cohorts),
-                            "opening_note": note}).decode())
+                            "opening_note": note, "same_instant_note": clash}).decode())
         purchases = purchases_note(args.events, settings, bool(book.accounts))
         if purchases:  # on stderr: stdout stays one JSON object
             print(purchases, file=sys.stderr)
@@ -276,7 +310,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     _print_periods(figures)
     if cohorts:
         print_cohorts(cohorts)
-    for line in (whole_periods_note(args.period, from_ms, to_ms, figures), note):
+    for line in (whole_periods_note(args.period, from_ms, to_ms, figures), note, clash):
         if line:
             print(f"\nnote: {line}")
     print(f"{len(book.accounts):,} accounts; {money_in(settings.currency)}; rates in %; "

@@ -18,8 +18,8 @@ from typing import Final, Mapping, Sequence
 
 import orjson
 
-from models.account_health import (_FIX_PAYMENT, ACCOUNT_AT_RISK, GONE_STAGES, RISE_COUNTS_MS, AccountRollup, Downgrade, Member, PriceRise, Trend,
-                                   add_copy, bill_fall, seat_price_rise, hours_left,
+from models.account_health import (_FIX_PAYMENT, _REVIEW_PLAN, ACCOUNT_AT_RISK, GONE_STAGES, RISE_COUNTS_MS, AccountRollup, Downgrade, Member, PriceRise, Trend,
+                                   add_copy, bill_fall, downgrade_risk, seat_price_rise, hours_left,
                                    in_trial, own_account, paying_again_text, recovered_reasons, rollup, silent_after_s, trend_usage_at,
                                    trial_action, TREND_FROM)
 from models.engine import alert_id
@@ -427,6 +427,7 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
     r = account_rollup(acc.state, acc.extras, list(acc.members.values()), renewal_ms(acc.state, now_ms), now_ms, account,
                        acc.said, quiet=acc.quiet)
     failed = note_payment(acc, now_ms)
+    cut = downgraded_now(acc.extras, now_ms)
     since = int(acc.extras.get("at_risk_since_ms", 0) or 0)  # type: ignore[call-overload]
     churned = churn_announced_ms(acc.extras)
     kind, shown = None, r
@@ -448,6 +449,9 @@ def decide_alert(account: str, acc: AccountWork, now_ms: int, alerts: list[Kafka
         acc.extras.pop("churned_ms", None)
     elif failed and since and since != now_ms and not churned and r.stage not in GONE_STAGES:
         kind, shown = "account_at_risk", _payment_failed_view(r)  # an update of the open case (QA22a F5)
+    elif cut and since and since != now_ms and not churned and r.stage not in GONE_STAGES:
+        kind, shown = "account_at_risk", _downgraded_view(r)  # the same for a downgrade of half the MRR (QA25b F2)
+        acc.extras["down_told"] = now_ms
     shown = _keep_case(acc, kind, r, shown, since, now_ms)
     if kind is not None:
         alert = account_alert(account, kind, now_ms, shown)
@@ -470,12 +474,40 @@ def _keep_case(acc: AccountWork, kind: str | None, r: AccountRollup, shown: Acco
         acc.extras["churned_ms"] = now_ms
     elif kind == "account_recovered":
         acc.extras.pop("churned_ms", None)
+        acc.extras.pop("down_told", None)
         acc.extras.pop("below_ms", None)
         shown = _recovered_view(acc, r, since, now_ms)
         acc.extras.pop("at_risk_risk", None)
     if (kind is not None and kind != "account_at_risk") or not acc.extras.get("at_risk_since_ms"):
         _forget_fixed_payment(acc.extras)  # told, or no alert open to tell it (a churn: no fix to tell later)
     return shown
+
+
+def downgraded_now(extras: Mapping[str, object], now_ms: int) -> bool:
+    """Whether the account was downgraded at ``now_ms`` by half its MRR or more (a downgrade that
+    opens an ``account_at_risk`` alone: ``downgrade_risk`` at the at-risk line; not a smaller bill,
+    not users' own subscriptions cancelled) and no update has told it yet (``down_told``): news an
+    open case is updated with (``decide_alert``, QA25b F2).
+
+    >>> down = [9, ["premium"], ["pro"], 14900, 3900]
+    >>> downgraded_now({"down": down}, 9), downgraded_now({"down": down}, 10), downgraded_now({"down": down, "down_told": 9}, 9)
+    (True, False, False)
+    >>> downgraded_now({"down": [9, ["pro"], ["pro"], 6000, 4800]}, 9)  # a fifth cut: on the book, no alert alone
+    False
+    """
+    down = kept_downgrade(extras.get("down"))
+    return (down is not None and down.ts_ms == now_ms and extras.get("down_told") != now_ms and not bill_fall(down)
+            and downgrade_risk(down) >= ACCOUNT_AT_RISK)
+
+
+def _downgraded_view(r: AccountRollup) -> AccountRollup:
+    """The update an open case gets when the account downgrades by half its MRR or more during it
+    (QA25b F2): the downgrade first and its action, "review how the plan fits their use". Before,
+    the open case swallowed it: on QA25b's marketplace 12 of 30 shops that went Premium -> Pro (74%
+    of the MRR) while a case opened on January's slump was still open got no alert of their own,
+    the CRM's last word "usage over the last 2 weeks down 43%" until their move to the free plan."""
+    first = tuple(t for t in r.reasons if t.startswith(("downgraded from ", "MRR down from ")))
+    return replace(r, reasons=first + tuple(t for t in r.reasons if t not in first), action=_REVIEW_PLAN)
 
 
 def _payment_failed_view(r: AccountRollup) -> AccountRollup:
