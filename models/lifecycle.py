@@ -13,7 +13,9 @@ active days, models.signals.visit_gap_days):
    max(churned_days, churned_factor x lapse gap).
 2. **dormant** - silence >= max(dormant_days, dormant_factor x lapse gap). The lapse gap is
    ``gap``, or for a repeat buyer with a re-order rhythm the longer of it and their usual interval
-   between orders (:func:`lapse_gap_days`, QA12 F2).
+   between orders (:func:`lapse_gap_days`, QA12 F2); but for such a buyer who also uses the
+   product on a rhythm of their own (:func:`uses_own_rhythm`) ``gap``, once their re-order is
+   late too (rules 1-2 alike: "Neither using nor buying" below).
 3. **reactivated** - the previous stage was dormant or churned (lapsed: the win-back list) and the
    user is back (rules 1-2 no longer hold), and for ``new_days`` after that return. A return is a
    win-back signal.
@@ -66,6 +68,19 @@ lapsed before it stays so: the pause explains no silence before it), no at-risk 
 (models.engine.alert_may_open) and the next review is the pause's end, where every rule applies
 again to the silence as it is then.
 
+Neither using nor buying (QA25a F3, 2026-12-05): a prepaid operator's subscribers top up every
+~15 days (declared purchases) and call, text and use data most days. QA12 F2's hold (not lapsed
+before 3 order intervals) kept SIMs dropped for good "declining" for ~45 days: 24 of the 53 rows of
+the live save list, rows 1-13 among them, were SIMs with no use for 35-43 days, temperature 0. A
+buyer whose use has a rhythm of its own (:func:`uses_own_rhythm`: active on three days or more
+besides their purchase days, and several times a week, the rate test's ``TREND_MAX_GAP_DAYS``) is
+lapsed when both rhythms say so: silent past rules 1-2's lines by their use, and their re-order
+late (models.signals.late_at_days, the re-order alert's own line: a customer is still not lapsed
+before their next order is late). A buyer who browses between orders less often (QA12's coffee
+buyers, the simulator's buyers) or whose only events are purchases (CDNOW) keeps the order hold.
+Never later than before (the use lines are at most the order-scaled ones, and an order silent 3
+intervals is late), so it only moves users from the save list to the win-back list.
+
 Why personal thresholds: a monthly buyer silent for three weeks is on schedule; a daily user
 silent for three weeks is gone. The fixed days are floors so that daily users are not called
 dormant after three days.
@@ -79,7 +94,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Final
 
-from models.signals import REORDER_MIN_INTERVALS, Signals, order_gap_days, paid_period_passes_s, paid_period_runs
+from models.signals import REORDER_MIN_INTERVALS, Signals, late_at_days, order_gap_days, paid_period_passes_s, paid_period_runs
 from models.state import DAY_S, STAGES, Stage, UserState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -87,7 +102,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
 
 __all__ = ["JUDGED", "LAPSED", "REACHABLE", "RECOVERABLE", "RETURN_SHARE", "TREND_MAX_GAP_DAYS", "back_share", "churned_after_days", "declining_cause",
-           "dormant_after_days", "lapse_gap_days", "next_change_s", "stage_of"]
+           "dormant_after_days", "lapse_gap_days", "next_change_s", "stage_of", "uses_own_rhythm"]
 
 #: Users with a usual interval above this are judged by overdue only: a week of their activity
 #: holds too few visits for a rate to mean anything.
@@ -156,11 +171,31 @@ def lapse_gap_days(sig: Signals) -> float:
     lapsed before their next order is even late. Constant in silence (neither interval moves
     without an event), so :func:`next_change_s` keeps its exact seconds."""
     gap = sig.visit_gap_days
-    if sig.purchase_x >= REORDER_MIN_INTERVALS:
+    if sig.purchase_x >= REORDER_MIN_INTERVALS and not uses_own_rhythm(sig):
         orders = order_gap_days(sig)
         if orders > gap:
             return orders
     return gap
+
+
+def uses_own_rhythm(sig: Signals) -> bool:
+    """Whether a repeat buyer with a re-order rhythm also uses the product on a rhythm of their own
+    (module docstring, "Neither using nor buying"): active on three days or more besides their
+    purchase days (``active_days`` over ``n_purchases`` by more than REORDER_MIN_INTERVALS: a use
+    with a repeated interval of its own, the re-order rule's count), and several times a week
+    (``visit_gap_days`` within :data:`TREND_MAX_GAP_DAYS`, the line from which rule 5 reads a
+    week's rate: a week of their silence says something). Such a user is lapsed by their use once
+    their re-order is late (:func:`lapse_gap_days` reads the visits alone for them). False for a
+    buyer seen only on purchase days (CDNOW) or browsing less often between orders (QA12 F2's
+    hold stays theirs). Fixed in silence (no count moves without an event)."""
+    return (sig.purchase_x >= REORDER_MIN_INTERVALS and sig.visit_gap_days <= TREND_MAX_GAP_DAYS
+            and sig.active_days > sig.n_purchases + REORDER_MIN_INTERVALS)
+
+
+def _order_lapsed(sig: Signals) -> bool:
+    """Rules 1-2's second test, for a user who :func:`uses_own_rhythm`: their re-order is late
+    (models.signals.late_at_days); true for everybody else (their lapse gap holds the orders)."""
+    return not uses_own_rhythm(sig) or sig.purchase_silence_days >= late_at_days(sig)
 
 
 def _trend_exit(c: "CompiledModel") -> float:
@@ -184,7 +219,7 @@ def stage_of(st: UserState, sig: Signals, model: "ChurnModel", c: "CompiledModel
         c = model.compiled
     silence, lapse = sig.silence_days, lapse_gap_days(sig)
     churned = silence >= _churned_after(lapse, c)
-    if churned or silence >= _dormant_after(lapse, c):
+    if (churned or silence >= _dormant_after(lapse, c)) and _order_lapsed(sig):
         if paid_period_runs(sig):  # a customer to save, not lapsed (rule 0)
             return "declining"
         return "churned" if churned else "dormant"
@@ -316,8 +351,13 @@ def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s:
     one_day = st.active_days == 1
     new_end = first + c.new_days * DAY_S
     overdue_at = last + overdue_days * DAY_S
-    r0 = last + churned_days * DAY_S
-    r1 = last + dormant_days * DAY_S
+    # a user of their own rhythm lapses no earlier than their re-order is late (rules 1-2)
+    late_s = 0
+    if uses_own_rhythm(sig) and sig.purchase_silence_days < late_at_days(sig):
+        late = late_at_days(sig)
+        late_s = _first_second(st.last_purchase_s, late, 1.0, late)
+    r0 = max(last + churned_days * DAY_S, late_s)
+    r1 = max(last + dormant_days * DAY_S, late_s)
     r2 = overdue_at
     r3 = new_end if not one_day or new_end > overdue_at else overdue_at
     r4 = st.stage_since_s + c.new_days * DAY_S if reactivated else -math.inf
@@ -334,9 +374,9 @@ def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s:
             break
         tried |= 1 << kind
         if kind == 0:
-            t = _first_second(last, churned_days, 1.0, churned_days)
+            t = max(_first_second(last, churned_days, 1.0, churned_days), late_s)
         elif kind == 1:
-            t = _first_second(last, dormant_days, 1.0, dormant_days)
+            t = max(_first_second(last, dormant_days, 1.0, dormant_days), late_s)
         elif kind == 2:
             t = _first_second(last, overdue_days, gap, c.overdue_factor)
         elif kind == 3:

@@ -44,6 +44,7 @@ __all__ = [
     "credit_late_at_s",
     "is_cancelled",
     "kinds_used",
+    "late_at_days",
     "kinds_used_count",
     "paid_period_end_s",
     "renewal_days",
@@ -317,8 +318,9 @@ REORDER_LATE_FACTOR: Final[float] = math.log(1.0 / REORDER_LATE_CHANCE)
 REORDER_MIN_INTERVALS: Final[int] = 2
 
 
-def _late_at_days(sig: Signals) -> float:
-    """The purchase silence (days) from which a buyer with a rhythm is late; 0 without one."""
+def late_at_days(sig: Signals) -> float:
+    """The purchase silence (days) from which a buyer with a rhythm is late; 0 without one (the one
+    line :func:`reorder_late` and the lifecycle's lapse of a user with a use of their own read)."""
     if sig.purchase_x < REORDER_MIN_INTERVALS:
         return 0.0
     return REORDER_LATE_FACTOR * order_gap_days(sig)
@@ -434,7 +436,7 @@ def reorder_late(sig: Signals) -> bool:
     34.50 a month). From the period's end (a day later with no renewal stated:
     :func:`paid_period_passes_s`; a cancellation, a failed payment) the rhythm counts again. Monotone in silence: once true, true until the next order or a
     statement (an event)."""
-    late = _late_at_days(sig)
+    late = late_at_days(sig)
     return late > 0.0 and sig.purchase_silence_days >= late and not paid_period_runs(sig)
 
 
@@ -443,7 +445,7 @@ def reorder_late_s(sig: Signals) -> int:
     ``sig.now_s``; 0 when it already does or never can (no rhythm). The interval does not move
     in silence (no order, no new interval), so this second does not either: the engine reviews
     the user then (models.engine._next_review)."""
-    late = _late_at_days(sig)
+    late = late_at_days(sig)
     if late <= 0.0 or sig.purchase_silence_days >= late:
         return 0
     # one second past the exact crossing, as order_due_s: float rounding cannot leave it a hair early
@@ -459,7 +461,7 @@ def reorder_late_opens_s(sig: Signals) -> int:
     no alert opens for a buyer with a rhythm (models.engine.alert_may_open), paying or not."""
     late = reorder_late_s(sig)
     end = paid_period_passes_s(sig)
-    if end > sig.now_s and late < end and _late_at_days(sig) > 0.0:
+    if end > sig.now_s and late < end and late_at_days(sig) > 0.0:
         return end
     return late
 
