@@ -96,13 +96,16 @@ for u = 1, #unreadable, 2 do
 end
 
 -- The due and at-risk entries (one key per due field, one per bucket: ~20 and ~70 states a call
--- at 10k-record cycles) go in one variadic ZADD per key and run of adds: a redis.call costs valkey
--- ~5k instructions beside the command itself (the argument objects, command lookup, ACL, the
--- reply turned into Lua; callgrind). A key's adds are sent before any ZREM of that key, so every
--- key sees its commands in the same order as one by one, and at most ZADD_RUN members a call:
--- below `zset-max-listpack-entries` (128 by default), a ZADD of more members turns a listpack
--- into a skiplist before adding (zsetTypeMaybeConvert), where one by one it stays a listpack
--- until it holds that many. (The save-list keys are per group, mostly one user a call: direct.)
+-- at 10k-record cycles) go in one variadic ZADD per key and run of adds, at most ZADD_RUN members
+-- a call (unpack's stack): a redis.call costs valkey ~5k instructions beside the command itself
+-- (the argument objects, command lookup and ACL, the reply turned into Lua; callgrind). A key's
+-- adds are sent before any ZREM of that key, so every key sees its commands in the same order as
+-- one by one, a user written twice included. The encodings are the one-by-one's too: a ZADD of
+-- more members than `zset-max-listpack-entries` (128 by default) turns a listpack into a skiplist
+-- before adding (zsetTypeMaybeConvert), which one by one happens only once the key holds that
+-- many; ZADD_RUN is far below it (tests/test_write_runs.py). The records' HSET and the save-list
+-- ZADD stay one a user: their keys are per group, ~1.2 users a call, and a run's table cost more
+-- than the calls it saved (realistic +10% instructions, callgrind).
 local ZADD_RUN = 32
 local runs = {}
 local function zadd_flush(key)
