@@ -71,13 +71,13 @@ for p = 1, #parts do
   dues[p] = found
 end
 -- Users' keys by group, each built once a call (turning a number into text costs about as much
--- as the HGET).
+-- as the HGET; '%d' ~0.5k instructions of valkey's sprintf against ~1.9k for `..`'s '%.14g').
 local blobs, users_keys = {}, {}
 for u = 1, #users, 2 do
   local group = users[u]
   local key = users_keys[group]
   if not key then
-    key = tag .. ':u:' .. group
+    key = tag .. ':u:' .. string.format('%d', group)
     users_keys[group] = key
   end
   blobs[#blobs + 1] = redis.call('HGET', key, users[u + 1])
