@@ -27,7 +27,7 @@ from models.vocabulary import ACTIVITY, CANCEL_REQUEST, IGNORE, NEGATIVE, SUBSCR
 from models.lifecycle import JUDGED, RECOVERABLE, RETURN_SHARE, back_share, next_change_s
 from models.reasons import IMPROVED, Purpose
 from models.risk import exit_opens_s
-from models.signals import (credit_late, credit_late_at_s, first_return_due_s, grievance_stands, is_cancelled, order_due_s,
+from models.signals import (calendar_hold_s, credit_late, credit_late_at_s, first_return_due_s, grievance_stands, is_cancelled, order_due_s,
                             order_overdue, reorder_late, reorder_late_opens_s, reorder_late_s)
 from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
 
@@ -668,7 +668,11 @@ def _may_close(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: C
     never the fading alone, in silence. A model whose risk may fall
     in silence (a fit with free signs, models.compiled ``silence_monotone``) closes only at the
     user's own activity: "recovered" because the user stayed away is no recovery
-    (docs/SCORES.md, "The sign bounds").
+    (docs/SCORES.md, "The sign bounds"). Nor, for the same reason, while the product's declared
+    quiet period holds a silent user (models.signals.calendar_hold_s): the hold lowers the risk at
+    the period's first second, with no event, and a "recovered" then would be the calendar's, not
+    the user's (an open case stays open through the period and closes at their own activity;
+    tests/test_models_calendar found the engine's review schedule missing that close).
 
     Nor before the user's own activity is back at their usual level, over the last week and the
     last 4 weeks alike (models.lifecycle.back_share, at least RETURN_SHARE of their 3-month rate):
@@ -691,6 +695,9 @@ def _may_close(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: C
         return False  # a visit is no answer to a complaint: the next order is (models.state GRIEVANCE)
     if not c.silence_monotone and a.signals.silence_days > 0.0:
         return False  # a fit with free signs: its risk may fall in silence, and silence is no recovery
+    if c.calendar_starts and a.signals.silence_days > 0.0 and calendar_hold_s(
+            c.calendar_starts, c.calendar_ends, st.first_seen_s, st.last_seen_s, now_s, a.signals.visit_gap_days) > now_s:
+        return False  # the product's quiet period began in the user's silence: staying away in it is no recovery
     if not _came_back(a, now_s, model, c):
         return False
     gate = exit_opens_s(a.signals.period_end_s, c.horizon_days)
