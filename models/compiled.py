@@ -122,6 +122,10 @@ class CompiledModel:
     calendar_starts: tuple[int, ...]
     calendar_ends: tuple[int, ...]
     calendar_names: tuple[str, ...]  # each occurrence's range as declared ("07-01..08-31"), for the reasons
+    # The product's declared peak seasons (``ChurnModel.peak_calendar``, ``[calendar] peak``), the same
+    # way: their seconds do not count in the 3-month baseline (models.state.peak_s). Empty: none.
+    peak_starts: tuple[int, ...]
+    peak_ends: tuple[int, ...]
     retention_days: float
     customer_retention_days: float  # max(retention_days, the model's customer_retention_days)
     # Whether the model knows the product's kinds of activity (models.reasons._kinds_known: its
@@ -145,10 +149,11 @@ class CompiledModel:
     verdicts: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
 
-def calendar_occurrences(quiet: Sequence[str]) -> tuple[tuple[int, ...], tuple[int, ...], tuple[str, ...]]:
+def calendar_occurrences(quiet: Sequence[str], what: str = "quiet") -> tuple[tuple[int, ...], tuple[int, ...], tuple[str, ...]]:
     """The occurrences of the product's quiet periods (``ChurnModel.quiet_calendar``, ranges
     ``MM-DD..MM-DD`` as models.quiet_period reads an account's) in seconds, 1970-2199, sorted:
     (first seconds, seconds after their last days, their ranges); ((), (), ()) without any.
+    ``what`` "peak": the product's peak seasons (``ChurnModel.peak_calendar``), read the same way.
 
     >>> starts, ends, names = calendar_occurrences(["12-20..01-04"]); (len(starts), (ends[0] - starts[0]) // 86_400, names[0])
     (230, 16, '12-20..01-04')
@@ -158,7 +163,7 @@ def calendar_occurrences(quiet: Sequence[str]) -> tuple[tuple[int, ...], tuple[i
     from models.quiet_period import parse_quiet  # here: models.quiet_period reads the account rules, which read this module
 
     spans: list[tuple[int, int, str]] = []
-    for p in parse_quiet(";".join(quiet)):
+    for p in parse_quiet(";".join(quiet), what):
         for y in range(1970, 2200):
             start, end = p.occurrence(y)
             spans.append((start, end, str(p)))
@@ -181,6 +186,7 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
     kinds, purchase_kind = product_kinds(model.population.get(KINDS_KEY), vocabulary)
     visits = BgNbdParams.from_mapping(visit) if visit else DEFAULT_VISIT_PARAMS
     calendar = calendar_occurrences(model.quiet_calendar)
+    peak = calendar_occurrences(model.peak_calendar, "peak")
     return CompiledModel(
         visits=visits,
         purchases=BgNbdParams.from_mapping(model.bgnbd) if model.bgnbd else None,
@@ -223,6 +229,8 @@ def compile_model(model: "ChurnModel") -> CompiledModel:
         calendar_starts=calendar[0],
         calendar_ends=calendar[1],
         calendar_names=calendar[2],
+        peak_starts=peak[0],
+        peak_ends=peak[1],
         retention_days=float(model.retention_days),
         customer_retention_days=float(max(model.retention_days, model.customer_retention_days)),
         kinds_known=KINDS_KEY in model.population or bool(vocabulary.tracked),

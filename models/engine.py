@@ -304,7 +304,7 @@ def advance(
             continue
         days = st.active_days  # a new active day (models.state: a visit dated by its first UTC day) is a review point
         cancelled = st.cancelled_s != 0 and is_cancelled(st)  # (rare: most users never cancel)
-        apply_looked_up(st, ev, vocabulary, slot, role)
+        apply_looked_up(st, ev, vocabulary, slot, role, c.peak_starts, c.peak_ends)
         # so is the event that ends a standing cancellation (activity on a later UTC day: the stage
         # rule's "back"), which a visit continued across midnight does without a new active day: the
         # user stayed churned until their next visit day (hypothesis, test_smart_reviews_miss_no_order_falling_due)

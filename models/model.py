@@ -7,7 +7,8 @@ The file's format is ``churnwatch-model/1``; fields added since are optional and
 when they say something, so older files load and an unchanged model keeps its id:
 ``event_types`` (the renames the model was trained with, ``train --config``: every reader of
 events under the model applies them), ``machine_users`` (``[users] machine``), ``key_users``
-(``[users] key``), ``quiet_calendar`` (``[calendar] quiet``) and ``lifetime_to_renewal`` (chosen
+(``[users] key``), ``quiet_calendar`` (``[calendar] quiet``), ``peak_calendar`` (``[calendar] peak``)
+and ``lifetime_to_renewal`` (chosen
 by ``train``) are left out when empty or false, and a reader from before it refuses
 a file that has it (an unknown field) rather than run the model on names it was not trained on.
 The risk model (``risk_weights``, ``risk_intercept``) must be in the file: without it a file ran
@@ -26,7 +27,7 @@ from models.compiled import CompiledModel, compile_model
 from models.events import SUBSCRIPTION_TYPE, TypeMap, type_aliases
 from models.vocabulary import DEFAULT_ROLES, GRIEVANCE_ROLE, ROLES
 from models.risk import FREE_SIGNS, PRIOR_INTERCEPT, PRIOR_WEIGHTS, check_weights
-from models.quiet_period import parse_quiet
+from models.quiet_period import periods_overlap, parse_quiet
 from models.subscription import a_type
 
 __all__ = ["ChurnModel", "DEFAULT_MODEL_PATH", "LEARNED_KEY", "ORDERED_ROLES", "REQUIRED_FIELDS", "free_signs", "learned_root", "load_model", "role_names",
@@ -115,6 +116,11 @@ class ChurnModel:
     # a pause), as an account's declared ``quiet`` is for its account (models.quiet_period: the same
     # ranges, the same error lines). Empty: none (the file leaves it out).
     quiet_calendar: Sequence[str] = ()
+    # The product's peak seasons (``--config``'s ``[calendar] peak``, written by ``train``): yearly
+    # ranges ``MM-DD..MM-DD`` (a marketplace's ``11-15..12-31``) whose days do not count in a user's
+    # 3-month baseline (``act_90d``: models.state.peak_s), so the fall after the peak is measured
+    # against the level outside it (QA25b F2). Empty: none (the file leaves it out; every figure as before).
+    peak_calendar: Sequence[str] = ()
     # Whether a subscriber's ``lifetime:`` volumes are weighed as carried on to the end of the paid
     # period at the user's own rate so far (models.risk.by_renewal) rather than as counted since
     # first seen: a learned setting, chosen by ``train`` per product by out-of-fold log-loss
@@ -184,6 +190,7 @@ class ChurnModel:
         _check_patterns(self.key_users, "key", "teacher_*")
         object.__setattr__(self, "key_users", tuple(self.key_users))
         object.__setattr__(self, "quiet_calendar", _calendar(self.quiet_calendar))
+        object.__setattr__(self, "peak_calendar", _calendar(self.peak_calendar, "peak", self.quiet_calendar))
         object.__setattr__(self, "event_types", type_aliases(self.event_types))  # as the readers apply it
         object.__setattr__(self, "type_map", TypeMap(dict(self.event_types)))
         object.__setattr__(self, "compiled", compile_model(self))  # frozen: set once, at construction
@@ -193,7 +200,7 @@ class ChurnModel:
         del data["compiled"], data["type_map"]  # derived, not part of the file
         if not data["event_types"]:
             del data["event_types"]  # optional (module docstring): a model without renames keeps its file and id
-        for optional in ("machine_users", "key_users", "quiet_calendar", "lifetime_to_renewal"):
+        for optional in ("machine_users", "key_users", "quiet_calendar", "peak_calendar", "lifetime_to_renewal"):
             if not data[optional]:
                 del data[optional]  # optional, as event_types
         return json.dumps({"format": MODEL_FORMAT, **_finite(data)}, indent=2, sort_keys=True, allow_nan=False)
@@ -323,27 +330,37 @@ def _check_roles(roles: object) -> None:
                          f"leave the role out of [roles]")
 
 
-def _calendar(ranges: object) -> tuple[str, ...]:
-    """``quiet_calendar`` as the file keeps it (each range as models.quiet_period writes it);
-    ValueError in models.quiet_period's one line (``calendar.quiet`` names where it is).
+def _calendar(ranges: object, what: str = "quiet", quiet: Sequence[str] = ()) -> tuple[str, ...]:
+    """``quiet_calendar`` (``peak_calendar``: ``what`` "peak") as the file keeps it (each range as
+    models.quiet_period writes it); ValueError in models.quiet_period's one line (``calendar.quiet``
+    names where it is). A peak may not share a day with a ``quiet`` range: a day is busy or slow.
 
     >>> _calendar(["07-01..08-31", " 12-20..01-04"])
     ('07-01..08-31', '12-20..01-04')
-    >>> for bad in ("07-01..08-31", ["07-01..08-31", "08-15..09-10"], ["summer"]):
+    >>> for bad, what in (("07-01..08-31", "quiet"), (["07-01..08-31", "08-15..09-10"], "quiet"), (["summer"], "quiet"), (["12-01..13-01"], "peak")):
     ...     try:
-    ...         _calendar(bad)
+    ...         _calendar(bad, what)
     ...     except ValueError as exc:
     ...         print(exc)
     calendar.quiet must be a list of ranges MM-DD..MM-DD (e.g. ["07-01..08-31", "12-20..01-04"]), got a str
     calendar.quiet: quiet 08-15..09-10 overlaps 07-01..08-31
     calendar.quiet: quiet 'summer' is not a range MM-DD..MM-DD (e.g. 08-01..08-31; several separated by ';')
+    calendar.peak: peak 12-01..13-01: '13-01' is no day of the year (MM-DD)
+    >>> _calendar(["11-15..12-31"], "peak", ("01-01..01-31",)), _calendar(["11-15..01-05"], "peak", ("01-01..01-31",))
+    Traceback (most recent call last):
+    ...
+    ValueError: calendar.peak: peak 11-15..01-05 overlaps quiet 01-01..01-31
     """
     if isinstance(ranges, (str, bytes)) or not isinstance(ranges, (list, tuple)) or not all(isinstance(r, str) for r in ranges):
-        raise ValueError(f'calendar.quiet must be a list of ranges MM-DD..MM-DD (e.g. ["07-01..08-31", "12-20..01-04"]), got {a_type(ranges)}')
+        raise ValueError(f'calendar.{what} must be a list of ranges MM-DD..MM-DD (e.g. ["07-01..08-31", "12-20..01-04"]), got {a_type(ranges)}')
     try:
-        return tuple(str(p) for p in parse_quiet(";".join(ranges)))
+        periods = parse_quiet(";".join(ranges), what)
+        clash = next(((p, q) for p in periods for q in parse_quiet(";".join(quiet)) if periods_overlap(p, q, 0)), None)
+        if clash is not None:
+            raise ValueError(f"{what} {clash[0]} overlaps quiet {clash[1]}")
+        return tuple(str(p) for p in periods)
     except ValueError as exc:
-        raise ValueError(f"calendar.quiet: {exc}") from None
+        raise ValueError(f"calendar.{what}: {exc}") from None
 
 
 def _check_patterns(patterns: object, kind: str = "machine", example: str = "svc_*") -> None:

@@ -36,7 +36,7 @@ from models.account_health import AccountRollup, Member, silent_after_s
 from models.signals import SUSTAINED_AFTER_S
 from models.reasons import _ago
 
-__all__ = ["AFTER_S", "MAX_DAYS", "SUSTAINED_AFTER_S", "QuietPeriod", "QuietWindow", "parse_quiet", "quiet_members", "quiet_rollup", "quiet_starts_ms",
+__all__ = ["AFTER_S", "MAX_DAYS", "SUSTAINED_AFTER_S", "QuietPeriod", "QuietWindow", "parse_quiet", "periods_overlap", "quiet_members", "quiet_rollup", "quiet_starts_ms",
            "quiet_text", "quiet_window", "next_quiet_end_ms"]
 
 DAY_MS: Final[int] = 86_400_000
@@ -102,9 +102,11 @@ def _month_day(text: str) -> tuple[int, int]:
     return month, day
 
 
-def parse_quiet(text: str) -> tuple[QuietPeriod, ...]:
+def parse_quiet(text: str, what: str = "quiet") -> tuple[QuietPeriod, ...]:
     """The periods of an accounts table's ``quiet`` cell ("" -> none): ranges ``MM-DD..MM-DD``
     separated by ``;``. ValueError in one line saying what is wrong and what is expected.
+    ``what``: the period's name in that line, "quiet" or "peak" (the product's declared peak season,
+    ``[calendar] peak``: models.state.peak_s), whose ranges may touch (nothing holds after its end).
 
     >>> parse_quiet(""), [str(p) for p in parse_quiet(" 07-25..08-31 ;12-20..01-05")]
     ((), ['07-25..08-31', '12-20..01-05'])
@@ -118,35 +120,47 @@ def parse_quiet(text: str) -> tuple[QuietPeriod, ...]:
     quiet 08-01..08-32: '08-32' is no day of the year (MM-DD)
     quiet 01-01..06-30 is 181 days long: a quiet period is at most 122 days
     quiet 08-15..09-10 overlaps 08-01..08-31
+    >>> [str(p) for p in parse_quiet("11-01..11-30;12-01..12-31", "peak")]
+    ['11-01..11-30', '12-01..12-31']
+    >>> for bad in ("Nov", "11-15..12-32", "08-31..12-31", "11-15..12-31;12-20..01-05"):
+    ...     try:
+    ...         parse_quiet(bad, "peak")
+    ...     except ValueError as exc:
+    ...         print(exc)
+    peak 'Nov' is not a range MM-DD..MM-DD (e.g. 08-01..08-31; several separated by ';')
+    peak 11-15..12-32: '12-32' is no day of the year (MM-DD)
+    peak 08-31..12-31 is 123 days long: a peak period is at most 122 days
+    peak 12-20..01-05 overlaps 11-15..12-31
     """
     out: list[QuietPeriod] = []
     for part in (p.strip() for p in text.split(";")):
         if not part:
             continue
         if part.count("..") != 1:
-            raise ValueError(f"quiet {part!r} is not a range MM-DD..MM-DD (e.g. 08-01..08-31; several separated by ';')")
+            raise ValueError(f"{what} {part!r} is not a range MM-DD..MM-DD (e.g. 08-01..08-31; several separated by ';')")
         a, b = part.split("..")
         try:
             period = QuietPeriod(_month_day(a), _month_day(b))
         except ValueError as exc:
-            raise ValueError(f"quiet {part}: {exc}") from None
+            raise ValueError(f"{what} {part}: {exc}") from None
         start, end = period.occurrence(2001)  # a year without 02-29: a period's longest
         if (end - start) // DAY_MS > MAX_DAYS:
-            raise ValueError(f"quiet {period} is {(end - start) // DAY_MS} days long: a quiet period is at most {MAX_DAYS} days")
-        clash = next((p for p in out if _overlap(p, period)), None)
+            raise ValueError(f"{what} {period} is {(end - start) // DAY_MS} days long: a {what} period is at most {MAX_DAYS} days")
+        clash = next((p for p in out if periods_overlap(p, period, AFTER_S if what == "quiet" else 0)), None)
         if clash is not None:
-            raise ValueError(f"quiet {period} overlaps {clash}")
+            raise ValueError(f"{what} {period} overlaps {clash}")
         out.append(period)
     return tuple(out)
 
 
-def _overlap(a: QuietPeriod, b: QuietPeriod) -> bool:
-    """Whether two periods share a day (with their 2 weeks after: one window at a time)."""
+def periods_overlap(a: QuietPeriod, b: QuietPeriod, after_s: int = AFTER_S) -> bool:
+    """Whether two periods share a day (quiet ones with their 2 weeks after, ``after_s``: one window
+    at a time; a peak has none, 0)."""
     for year in (2000, 2001):
         sa, ea = a.occurrence(year)
         for yb in (year - 1, year, year + 1):
             sb, eb = b.occurrence(yb)
-            if sa < eb + AFTER_S * 1000 and sb < ea + AFTER_S * 1000:
+            if sa < eb + after_s * 1000 and sb < ea + after_s * 1000:
                 return True
     return False
 

@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Callable, Final, Mapping, Sequence
 
-from models.signals import Signals, _breadth, _round_even, _trends
+from models.signals import Signals, _breadth, _round_even, _trends, baseline_ahead
 from models.state import _ZEROS, DAY_S
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -587,7 +587,7 @@ def leave_after(sig: Signals, x: float, p_stay: float, revenue: float, model: "C
     if sig.paused_until_s > 0 and sig.now_s + _round_even(x * DAY_S) < sig.paused_until_s:
         return 0.0  # a pause that still runs then (leave_probability)
     f28 = math.exp(-x / 28.0)
-    a7, a28, a90 = sig.act_7d * math.exp(-x / 7.0), sig.act_28d * f28, sig.act_90d * math.exp(-x / 90.0)
+    a7, a28, a90 = sig.act_7d * math.exp(-x / 7.0), sig.act_28d * f28, sig.act_90d * baseline_ahead(sig.now_s, x, c)
     silence = sig.silence_days + x
     n_p = sig.n_purchases
     p_silence = sig.purchase_silence_days + x if n_p > 0 else 0.0

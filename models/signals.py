@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Final
 
 from models._native import init_args
-from models.state import ACCOUNT_MEMBER, DAY_S, GRIEVANCE, UserState, in_trial, paused, purchase_summary, scheduled_cancel_s, slot_lists, trial_lost
+from models.state import ACCOUNT_MEMBER, DAY_S, GRIEVANCE, UserState, in_trial, paused, peak_s, purchase_summary, scheduled_cancel_s, slot_lists, trial_lost
 from models.subscription import RENEWAL_GRACE_MS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,6 +36,7 @@ __all__ = [
     "SILENT_INTERVALS",
     "SUSTAINED_AFTER_S",
     "Signals",
+    "baseline_ahead",
     "calendar_hold_s",
     "compute_signals",
     "CREDIT_LATE_FACTOR",
@@ -706,9 +707,11 @@ def kinds_used_count(sig: Signals, c: "CompiledModel") -> int:
     return n + 1 if _bought(sig, c) else n
 
 
-def _decay_and_trends(st: UserState, now_s: int) -> tuple[float, float, float, float, float, float, float]:
+def _decay_and_trends(st: UserState, now_s: int, peak_starts: tuple[int, ...] = (),
+                      peak_ends: tuple[int, ...] = ()) -> tuple[float, float, float, float, float, float, float]:
     """(silence days, age days, f7, f28, f90, trend, trend_long) at ``now_s``: the decay factors
-    of the 7/28/90-day counters and the two rate ratios, 1.0 where undefined."""
+    of the 7/28/90-day counters and the two rate ratios, 1.0 where undefined. The 90-day counter
+    does not decay inside the product's declared peaks (``peak_starts``/``peak_ends``: models.state.peak_s)."""
     silence_s = now_s - st.last_seen_s
     silence = silence_s * _INV_DAY if silence_s > 0 else 0.0
     age_s = (now_s if now_s > st.last_seen_s else st.last_seen_s) - st.first_seen_s
@@ -716,7 +719,8 @@ def _decay_and_trends(st: UserState, now_s: int) -> tuple[float, float, float, f
     if silence > 0.0:
         f7 = math.exp(-silence / 7.0)
         f28 = math.exp(-silence / 28.0)
-        f90 = math.exp(-silence / 90.0)
+        f90 = math.exp(-silence / 90.0) if not peak_starts else math.exp(
+            -(silence_s - peak_s(peak_starts, peak_ends, st.last_seen_s, now_s)) * _INV_DAY / 90.0)
     else:
         f7 = f28 = f90 = 1.0
     trend, trend_long = _trends(st.act_7d * f7, st.act_28d * f28, st.act_90d * f90, age)
@@ -741,7 +745,7 @@ def compute_signals(st: UserState, now_s: int, model: "ChurnModel", c: "Compiled
     the caller holds it (``model.compiled`` is a generic attribute lookup: models.scoring.assess)."""
     if c is None:
         c = model.compiled  # the population's priors as numbers (models.compiled: no dict lookup)
-    silence, age, f7, f28, f90, trend, trend_long = _decay_and_trends(st, now_s)
+    silence, age, f7, f28, f90, trend, trend_long = _decay_and_trends(st, now_s, c.peak_starts, c.peak_ends)
     tenure = (st.last_seen_s - st.first_seen_s) * _INV_DAY if st.n_events else 0.0
     gap = visit_gap_days(st, c.visit_gap_days)
     behind = ((now_s if now_s > st.last_seen_s else st.last_seen_s) - st.slots_at_s) * _INV_DAY  # models.state._add_to_slot
@@ -844,6 +848,16 @@ def _round_even(y: float) -> int:
     return r
 
 
+def baseline_ahead(now_s: int, x: float, c: "CompiledModel") -> float:
+    """The 90-day counter's decay factor ``x`` days after ``now_s`` in silence: ``exp(-x / 90)``, its
+    clock stopped inside the product's declared peaks (models.state.peak_s), as compute_signals
+    then decays it (the look aheads: :func:`silent_after`, models.risk)."""
+    if not c.peak_starts:
+        return math.exp(-x / 90.0)
+    inside = peak_s(c.peak_starts, c.peak_ends, now_s, now_s + _round_even(x * DAY_S))
+    return math.exp(-(x - inside * _INV_DAY) / 90.0)
+
+
 def silent_after(sig: Signals, extra_days: float, model: "ChurnModel", week_slots: bool = True,
                  c: "CompiledModel | None" = None) -> Signals:
     """The signals ``extra_days`` later if the user stays silent, from the signals now: what
@@ -855,7 +869,9 @@ def silent_after(sig: Signals, extra_days: float, model: "ChurnModel", week_slot
     risk's logistic part (models.risk.leave_probability reads the 4-week ones only), which is
     all a look ahead evaluates (models.scoring.SilentRisk)."""
     x = extra_days
-    f7, f28, f90 = math.exp(-x / 7.0), math.exp(-x / 28.0), math.exp(-x / 90.0)
+    if c is None:
+        c = model.compiled
+    f7, f28, f90 = math.exp(-x / 7.0), math.exp(-x / 28.0), baseline_ahead(sig.now_s, x, c)
     a7, a28, a90 = sig.act_7d * f7, sig.act_28d * f28, sig.act_90d * f90
     age = sig.age_days + x
     silence = sig.silence_days + x
@@ -874,7 +890,7 @@ def silent_after(sig: Signals, extra_days: float, model: "ChurnModel", week_slot
         a7, a28, a90, slot_7d, slot_28d,
         trend, trend_long, sig.recent_gap_days, sig.visit_gap_days, silence / sig.visit_gap_days,
         n_p, sig.purchase_x, sig.purchase_t_x, p_T, p_silence, sig.purchase_gap_days, p_overdue,
-        _breadth(slot_28d, 1.0, n_p, p_silence, model.compiled if c is None else c), sig.cancelled,
+        _breadth(slot_28d, 1.0, n_p, p_silence, c), sig.cancelled,
         sig.cancelled_days + x if sig.cancelled else 0.0,
         sig.negative_28d * f28, sig.n_events, sig.period_end_s, sig.paused_until_s, sig.in_trial, sig.trial_lost, sig.cancel_at_s,
         sig.member, sig.renewal_days,

@@ -126,6 +126,7 @@ hold such a user in the bytes of one without flags (1M users, benchmarks/memory.
 
 from __future__ import annotations
 
+import bisect
 import math
 import struct
 from array import array
@@ -178,6 +179,7 @@ __all__ = [
     "f32",
     "period_end_day",
     "scheduled_cancel_s",
+    "peak_s",
     "purchase_summary",
     "slot_lists",
     "tracked",
@@ -845,6 +847,34 @@ def purchase_summary(state: UserState, now_s: int, unit_s: float = DAY_S) -> tup
     return x, t_x, T
 
 
+def peak_s(starts: tuple[int, ...], ends: tuple[int, ...], a: int, b: int) -> int:
+    """The seconds of ``[a, b)`` inside the product's declared peak seasons (``[calendar] peak``:
+    sorted, disjoint occurrences, ``starts[i]`` their first seconds, ``ends[i]`` the seconds after
+    their last days, models.compiled ``peak_starts``/``peak_ends``). The 3-month baseline
+    (``act_90d``) lives on the time outside them: an event inside a peak adds nothing to it and it
+    does not decay there (:func:`apply_looked_up`, models.signals), so after a peak it holds the level
+    before it, not the peak (QA25b F2: a marketplace's x2-3 Nov-Dec made its January read as a fall
+    of 43% against the 3-month rate on 131 of 150 healthy shops). The 7-day and 4-week figures count
+    every day: they say what the user does now.
+
+    >>> d = DAY_S; peaks = ((10 * d, 40 * d), (20 * d, 50 * d))
+    >>> [peak_s(*peaks, a * d, b * d) // d for a, b in ((0, 10), (0, 15), (15, 45), (18, 100), (5, 5))]
+    [0, 5, 10, 12, 0]
+    """
+    if not starts or b <= a:
+        return 0
+    i = bisect.bisect_right(ends, a)  # the first occurrence that ends after a
+    n = len(starts)
+    total = 0
+    while i < n and starts[i] < b:
+        lo = starts[i] if starts[i] > a else a
+        hi = ends[i] if ends[i] < b else b
+        if hi > lo:
+            total += hi - lo
+        i += 1
+    return total
+
+
 def decayed(count: float, since_s: int, now_s: int, tau_days: float) -> float:
     """A counter kept at ``since_s`` as seen at ``now_s`` (never grows with time).
 
@@ -1053,11 +1083,15 @@ def apply_event(state: UserState, event: Event, vocabulary: Vocabulary = DEFAULT
     apply_looked_up(state, event, vocabulary, slot, role)
 
 
-def apply_looked_up(state: UserState, event: Event, vocabulary: Vocabulary, slot: int, role: int) -> None:
+def apply_looked_up(state: UserState, event: Event, vocabulary: Vocabulary, slot: int, role: int,
+                    peak_starts: tuple[int, ...] = (), peak_ends: tuple[int, ...] = ()) -> None:
     """:func:`apply_event` with the event's ``(slot, role)`` from ``vocabulary.lookup`` already
     in hand (models.engine.advance looks it up first to decide the review: a second dict lookup
     and tuple per event saved). An event of the ``ignore`` role (not use: models.vocabulary)
-    changes nothing, not even membership of the account it names."""
+    changes nothing, not even membership of the account it names. ``peak_starts``/``peak_ends``:
+    the product's declared peak seasons (:func:`peak_s`; none by default): an activity event inside
+    one adds nothing to ``act_90d``, which does not decay there either (still commutative: each
+    event's weight is its own off-peak age)."""
     if role == IGNORE:
         return
     ts = event.ts_ms // 1000
@@ -1098,14 +1132,23 @@ def apply_looked_up(state: UserState, event: Event, vocabulary: Vocabulary, slot
             f28 = math.exp(-gap / _TAU_28_S)
             state.act_7d *= f7
             state.act_28d *= f28
-            state.act_90d *= math.exp(-gap / _TAU_90_S)
+            if peak_starts:  # the baseline's clock stops inside a declared peak (peak_s)
+                state.act_90d *= math.exp(-(gap - peak_s(peak_starts, peak_ends, last, ts)) / _TAU_90_S)
+            else:
+                state.act_90d *= math.exp(-gap / _TAU_90_S)
         state.last_seen_s = ts
         w7 = w28 = w90 = 1.0
     else:  # late (but accepted) event: it adds what is left of it today
         age = state.last_seen_s - ts
-        w7, w28, w90 = math.exp(-age / _TAU_7_S), math.exp(-age / _TAU_28_S), math.exp(-age / _TAU_90_S)
+        w7, w28 = math.exp(-age / _TAU_7_S), math.exp(-age / _TAU_28_S)
+        if peak_starts:
+            w90 = math.exp(-(age - peak_s(peak_starts, peak_ends, ts, state.last_seen_s)) / _TAU_90_S)
+        else:
+            w90 = math.exp(-age / _TAU_90_S)
         if ts < state.first_seen_s:
             state.first_seen_s = ts
+    if peak_starts and peak_s(peak_starts, peak_ends, ts, ts + 1):
+        w90 = 0.0  # a day of the declared peak does not raise the baseline
     state.n_events += 1
     state.act_7d = f32(state.act_7d + w7)
     state.act_28d = f32(state.act_28d + w28)

@@ -83,10 +83,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if horizon_ms <= 0:
         raise ValueError(f"--horizon must be a positive duration, got {args.horizon!r}")
     config = load_config(args.config)
-    carried, calendar = bool(model.event_types), bool(model.quiet_calendar)
+    carried, calendar = bool(model.event_types), bool(model.quiet_calendar or model.peak_calendar)
     model = with_config(model, config, f"the model {args.model or settings.model_path or DEFAULT_MODEL_PATH.name} ({model.version})")
-    if config is not None and config.calendar and not calendar:
-        logger.warning("--config's [calendar] quiet is applied to this backtest; a worker applies only the calendar its model "
+    if config is not None and (config.calendar or config.peak) and not calendar:
+        logger.warning("--config's [calendar] is applied to this backtest; a worker applies only the calendar its model "
                        "carries (train --config writes it into the model file)")
     if config is not None and config.event_types and not carried:
         logger.warning("--config's renames are applied to this backtest; a worker applies only the renames its model carries "

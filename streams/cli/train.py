@@ -241,8 +241,10 @@ def with_vocabulary(base: ChurnModel, config: VocabularyConfig | None) -> ChurnM
     machine = config.machine if config.machine is not None else base.machine_users
     key = config.key if config.key is not None else base.key_users
     calendar = config.calendar if config.calendar is not None else base.quiet_calendar
+    peak = config.peak if config.peak is not None else base.peak_calendar
     try:
-        return base.with_(event_types=aliases, roles=roles, machine_users=machine, key_users=key, quiet_calendar=calendar)
+        return base.with_(event_types=aliases, roles=roles, machine_users=machine, key_users=key, quiet_calendar=calendar,
+                          peak_calendar=peak)
     except ValueError as exc:  # e.g. a config role's name in another role of the base
         raise UserError(f"--config {config.path}: {exc}{_kept_role_fix(base, config.roles)}") from None
 
@@ -301,7 +303,8 @@ def base_model(args: argparse.Namespace, settings: Settings) -> ChurnModel:
           f"(--config or --base-model to give others)")
     return ChurnModel().with_(event_types=record.event_types, roles={k: list(v) for k, v in record.roles.items()},
                               machine_users=record.machine_users, key_users=record.key_users,  # its machine and key users and
-                              quiet_calendar=record.quiet_calendar)  # calendar too: a retrained model keeps them
+                              quiet_calendar=record.quiet_calendar,  # calendar too: a retrained model keeps them
+                              peak_calendar=record.peak_calendar)
 
 
 def unmatched_role_lines(matched: Mapping[str, int], model: ChurnModel) -> list[str]:

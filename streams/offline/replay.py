@@ -55,7 +55,8 @@ class VocabularyConfig:
     (role -> the event names, after renaming, that play it; only the roles the file lists);
     ``machine``: ``[users] machine``, the user id patterns of machine users (None without it);
     ``key``: ``[users] key``, those of the key users (the champion, the admin: QA24b F1; None without it);
-    ``calendar``: ``[calendar] quiet``, the product's quiet periods (None without it)."""
+    ``calendar``: ``[calendar] quiet``, the product's quiet periods (None without it);
+    ``peak``: ``[calendar] peak``, the product's peak seasons (QA25b F2; None without it)."""
 
     path: str
     event_types: dict[str, str] | None
@@ -63,6 +64,7 @@ class VocabularyConfig:
     machine: list[str] | None = None
     key: list[str] | None = None
     calendar: list[str] | None = None
+    peak: list[str] | None = None
 
 
 #: The tables of a ``--config`` file that churnwatch reads.
@@ -97,7 +99,7 @@ def load_config(path: str | Path | None) -> VocabularyConfig | None:
                          f"'event_types', 'roles', 'users' and 'calendar')")
     if not isinstance(data, dict) or not (set(CONFIG_TABLES) & set(data)):
         raise ValueError(f"config {target}: needs an 'event_types' table of name -> event name strings, a 'roles' "
-                         f"table of role -> list of event names and/or a 'users' table (machine, key = [user id patterns]) and/or a 'calendar' table (quiet = [\"07-01..08-31\", ...])"
+                         f"table of role -> list of event names and/or a 'users' table (machine, key = [user id patterns]) and/or a 'calendar' table (quiet, peak = [\"07-01..08-31\", ...])"
                          + (f" (found only: {extra})" if extra else ""))
     if extra:
         logger.warning("config %s: ignoring %s (churnwatch reads only 'event_types', 'roles', 'users' and 'calendar')", target,
@@ -111,12 +113,13 @@ def load_config(path: str | Path | None) -> VocabularyConfig | None:
         if not isinstance(roles, dict):
             raise ValueError(f"'roles' must be a table of role -> list of event names, got {type(roles).__name__}")
         machine, key = _user_patterns(data.get("users"), "machine"), _user_patterns(data.get("users"), "key")
-        calendar = _calendar_quiet(data.get("calendar"))
-        # the model file's rules (known roles, lists of names, one role a name, quiet ranges); against the base's: train
-        ChurnModel(roles=roles, machine_users=machine or (), key_users=key or (), quiet_calendar=calendar or ())
+        calendar, peak = _calendar_quiet(data.get("calendar")), _calendar_quiet(data.get("calendar"), "peak")
+        # the model file's rules (known roles, lists of names, one role a name, quiet and peak ranges); against the base's: train
+        ChurnModel(roles=roles, machine_users=machine or (), key_users=key or (), quiet_calendar=calendar or (),
+                   peak_calendar=peak or ())
     except ValueError as exc:
         raise ValueError(f"config {target}: {exc}") from None
-    return VocabularyConfig(str(target), aliases, {k: list(v) for k, v in roles.items()}, machine, key, calendar)
+    return VocabularyConfig(str(target), aliases, {k: list(v) for k, v in roles.items()}, machine, key, calendar, peak)
 
 
 def _user_patterns(users: object, kind: str) -> list[str] | None:
@@ -132,18 +135,19 @@ def _user_patterns(users: object, kind: str) -> list[str] | None:
     return _one_list(users, "users", ("machine", "key"), kind, 'lists of user id patterns such as "svc_*"')
 
 
-def _calendar_quiet(calendar: object) -> list[str] | None:
-    """``[calendar] quiet`` of a config (None without the table), the one key the table has: the
-    product's quiet periods (``ChurnModel.quiet_calendar`` checks the ranges).
+def _calendar_quiet(calendar: object, key: str = "quiet") -> list[str] | None:
+    """``[calendar] quiet`` (``key`` "peak": ``[calendar] peak``) of a config (None without the table
+    or the key): the product's quiet periods, its peak seasons (``ChurnModel.quiet_calendar``,
+    ``peak_calendar`` check the ranges).
 
-    >>> _calendar_quiet({"quiet": ["07-01..08-31"]}), _calendar_quiet(None)
-    (['07-01..08-31'], None)
+    >>> _calendar_quiet({"quiet": ["07-01..08-31"]}), _calendar_quiet(None), _calendar_quiet({"peak": ["11-15..12-31"]}, "peak")
+    (['07-01..08-31'], None, ['11-15..12-31'])
     >>> _calendar_quiet({"summer": "07-01..08-31"})
     Traceback (most recent call last):
     ...
-    ValueError: 'calendar' reads only 'quiet' (a list of ranges MM-DD..MM-DD such as "07-01..08-31"), got ['summer']
+    ValueError: 'calendar' reads only 'quiet' and 'peak' (lists of ranges MM-DD..MM-DD such as "07-01..08-31"), got ['summer']
     """
-    return _one_list(calendar, "calendar", ("quiet",), "quiet", 'a list of ranges MM-DD..MM-DD such as "07-01..08-31"')
+    return _one_list(calendar, "calendar", ("quiet", "peak"), key, 'lists of ranges MM-DD..MM-DD such as "07-01..08-31"')
 
 
 def _one_list(table: object, name: str, keys: tuple[str, ...], key: str, what: str) -> list[str] | None:
@@ -211,12 +215,14 @@ def with_config(model: ChurnModel, config: VocabularyConfig | None, what: str) -
                          f"writes them into the model): leave [roles] out, or write a model file with them: churnwatch "
                          f"train --events FILE --config {config.path} --no-fit --out m.json keeps the default's weights "
                          f"(no labels needed), without --no-fit fits them on your history")
-    if config.calendar is not None and model.quiet_calendar and tuple(config.calendar) != model.quiet_calendar:
-        raise ValueError(f"--config {config.path} declares calendar.quiet = {config.calendar}, but {what} has "
-                         f"{list(model.quiet_calendar)}: a model's calendar is fixed in its file (train --config writes it): "
-                         f"leave [calendar] out or make it the same")
-    if config.calendar and not model.quiet_calendar:
-        model = model.with_(quiet_calendar=config.calendar)
+    for key, declared, field in (("quiet", config.calendar, "quiet_calendar"), ("peak", config.peak, "peak_calendar")):
+        held = getattr(model, field)
+        if declared is not None and held and tuple(declared) != held:
+            raise ValueError(f"--config {config.path} declares calendar.{key} = {declared}, but {what} has "
+                             f"{list(held)}: a model's calendar is fixed in its file (train --config writes it): "
+                             f"leave [calendar] out or make it the same")
+        if declared and not held:
+            model = model.with_(**{field: declared})
     if config.event_types and not model.event_types:
         return model.with_(event_types=config.event_types)
     return model
