@@ -75,7 +75,7 @@ from models.events import DEFAULT_TYPE_MAP, Event, TypeMap
 from models.intake import MAX_AMOUNT, MAX_USER_ID_CHARS, EventReader, Rejection, all_within
 from models.vocabulary import Vocabulary
 from streams.records import derived_event_id
-from streams.worker.plain_json import read_plain
+from streams.worker.plain_json import plain_fields, read_plain
 from streams.timefmt import MIN_EVENT_MS, format_gap, format_ts, parse_ts_ms
 
 __all__ = [
@@ -119,12 +119,14 @@ REASONS: Final[tuple[str, ...]] = (
 #: per 1,250-record partition batch was no cheaper per record than one call per record; 64: ~25% less).
 PARSE_CHUNK: Final[int] = 64
 
-#: Chunks read the orjson way (``parse_many``) after one whose values were mostly not plain records
-#: (more than half handed from msgspec to orjson). A value msgspec refuses costs its partial read
-#: and the exception on top of orjson's (~2x its decode): a stream of records that are not plain
-#: (no ``event_id``, a producer's extra fields) pays that on one chunk in 17, not on every one.
-#: The results are the same either way; this only says where the CPU goes.
-ORJSON_CHUNKS_AFTER_MISSES: Final[int] = 16
+#: Chunks read the orjson way (``parse_many``) after one of which more than a quarter of the values
+#: were not plain records (handed from msgspec to orjson). A value msgspec refuses costs its read
+#: and the exception on top of orjson's decode of it alone, ~12.7k instructions more than in an
+#: orjson chunk, where a plain record saves ~2.8k (docs/SCALING.md): past ~18% of other records the
+#: attempt costs more than it saves, and a stream of them (no ``event_id``, a producer's extra
+#: fields) pays it on one chunk in 65, ~0.2k a record, not on every one. The results are the same
+#: either way; this only says where the CPU goes.
+ORJSON_CHUNKS_AFTER_MISSES: Final[int] = 64
 
 #: How orjson's ``JSONDecodeError`` starts when the text nests deeper than it reads (1024 levels),
 #: which says nothing about whether the JSON is well formed.
@@ -223,7 +225,7 @@ class Decoder:
         events, rejections and counts, in the same order), in chunks of ``PARSE_CHUNK``: each
         plain record read by msgspec (``read_plain``, no dict built), any other value by
         :meth:`decode` in its place (``EventReader.read_events``, compiled). After a chunk of
-        mostly other values, ``ORJSON_CHUNKS_AFTER_MISSES`` chunks are read with one
+        which more than a quarter were other values, ``ORJSON_CHUNKS_AFTER_MISSES`` chunks are read with one
         ``orjson.loads`` each (``parse_many``); one that does not parse as a whole (a malformed
         record in it) is read record by record, so every bad record keeps its own reason."""
         if len(values) <= PARSE_CHUNK:
@@ -238,8 +240,8 @@ class Decoder:
         if not self._orjson_chunks and type(values) is list:
             reader = self._reader
             before = reader.reread_count
-            events = reader.read_events(values, read_plain, self.decode, self.max_event_bytes, wall_now_ms)
-            if (reader.reread_count - before) * 2 > len(values):
+            events = reader.read_events(values, read_plain, plain_fields, self.decode, self.max_event_bytes, wall_now_ms)
+            if (reader.reread_count - before) * 4 > len(values):
                 self._orjson_chunks = ORJSON_CHUNKS_AFTER_MISSES
             return events
         if self._orjson_chunks:
