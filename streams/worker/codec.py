@@ -75,8 +75,8 @@ from models.events import DEFAULT_TYPE_MAP, Event, TypeMap
 from models.intake import MAX_AMOUNT, MAX_USER_ID_CHARS, EventReader, Rejection, all_within
 from models.vocabulary import Vocabulary
 from streams.records import derived_event_id
-from streams.worker.plain_json import plain_fields, read_plain
 from streams.timefmt import MIN_EVENT_MS, format_gap, format_ts, parse_ts_ms
+from streams.worker.plain_json import plain_fields, read_plain
 
 __all__ = [
     "REASONS",
