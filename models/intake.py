@@ -1,11 +1,13 @@
 """A parsed event record (any JSON value) -> ``Event`` or a ``Rejection``: the codec's checks, compiled.
 
-Why here: the worker checks every record it reads (streams/worker/codec.py parses them, one
-orjson call per chunk, and hands each parsed value to :meth:`EventReader.event`); as Python these
-checks were about a fifth of the decode phase and a tenth of a realistic cycle's CPU. They are pure
+Why here: the worker checks every record it reads (streams/worker/codec.py has msgspec read each
+plain record into a Struct, :meth:`EventReader.read_events`, and orjson any other value, handing
+each parsed value to :meth:`EventReader.event`); as Python these checks were about a fifth of the
+decode phase and a tenth of a realistic cycle's CPU. They are pure
 (no I/O, no clock: ``wall_now_ms`` is an argument), so they are compiled with the scoring core
 (models/_native.py). What needs a library outside models/ comes in as a function: reading a text
-timestamp (streams.timefmt) and hashing the id of an event sent without one (orjson, blake2b).
+timestamp (streams.timefmt), hashing the id of an event sent without one (orjson, blake2b), and
+reading a record value (msgspec, orjson).
 streams/worker/codec.py documents the record format and the reasons, and re-exports
 :class:`Rejection`.
 
@@ -42,6 +44,9 @@ UNTRACKED_NAMES_MAX: Final[int] = 20  # untracked names kept for the worker's lo
 #: A Kafka record timestamp before 2000-01-01 is no clock reading: -1 (a record written without
 #: one), 0 (a test's record), a producer stamping epoch seconds. :func:`ahead_of_record` ignores it.
 MIN_RECORD_STAMP_MS: Final[int] = 946_684_800_000
+#: The fields :meth:`EventReader.read_events` passes for a record read by msgspec: it has none
+#: but those read into the record's object (``properties`` aside). Never written to.
+_NO_FIELDS: Final[dict[str, object]] = {}
 
 
 def epoch_unit_hint(ms: int, earliest_ms: int, latest_ms: int | None) -> str:
@@ -99,6 +104,7 @@ class EventReader:
         self.untracked_types = 0
         self.untracked_names: list[str] = []  # the first untracked names seen (at most UNTRACKED_NAMES_MAX), for a log line
         self.derived_ids = 0
+        self.reread_count = 0  # values :meth:`read_events` handed to its ``reread``
         self.types: dict[str, tuple[str, bool, bool]] = {}  # type name -> (canonical, known, untracked)
 
     def events(self, objs: list[object], wall_now_ms: int) -> list[Event | Rejection]:
@@ -110,12 +116,48 @@ class EventReader:
         if type(obj) is not dict:
             return Rejection("not_an_object", f"JSON {type(obj).__name__}, expected an object")
         fields: dict[str, object] = obj
-        event_id = fields.get("event_id")
-        user_id = fields.get("user_id")
-        name = fields.get("type")
-        ts = fields.get("ts")
+        return self.fields_event(fields.get("event_id"), fields.get("user_id"), fields.get("type"), fields.get("ts"),
+                                 fields.get("amount"), fields.get("account_id"), fields, wall_now_ms)
+
+    def read_events(self, values: list[bytes | None], read: Callable[[bytes], Any], fields_of: Callable[[Any], tuple[Any, ...]],
+                    reread: Callable[[bytes | None, int], Event | Rejection], limit: int,
+                    wall_now_ms: int) -> list[Event | Rejection]:
+        """Each value read by ``read`` into an object of a plain record's fields and checked as
+        :meth:`event` checks that record's dict; a value ``read`` refuses (raises), a tombstone or
+        one over ``limit`` bytes, by ``reread`` in its place (counted in ``reread_count``).
+
+        ``read`` is the codec's msgspec decoder (streams/worker/plain_json.py): it builds no dict,
+        and gives a record only when every value in it is what orjson would give; ``fields_of``
+        gives them as a tuple, ``event_id`` (a string), ``user_id``, ``type``, ``ts``, ``amount`` and
+        ``account_id`` first (msgspec's ``astuple``, from the Struct's slots: six generic attribute
+        reads cost ~1.2k instructions a record, the tuple ~0.6k less), and the record has no other
+        field than those and ``properties``. So the fields :meth:`fields_event`
+        reads from the dict of such a record and does not get here (a subscription's, ``currency``)
+        are absent from it, as from ``_NO_FIELDS``, and no id is derived (``event_id`` is given).
+        ``reread`` is the codec's orjson decode of one value (every rejection's reason and detail);
+        called in place, so the counts and the untracked names are in the order of the values."""
+        out: list[Event | Rejection] = []
+        for v in values:
+            rec: Any = None
+            if v is not None and len(v) <= limit:
+                try:
+                    rec = read(v)
+                except Exception:  # not a plain record in msgspec's reading: orjson's reads it
+                    rec = None
+            if rec is None:
+                self.reread_count += 1
+                out.append(reread(v, wall_now_ms))
+            else:
+                t = fields_of(rec)
+                out.append(self.fields_event(t[0], t[1], t[2], t[3], t[4], t[5], _NO_FIELDS, wall_now_ms))
+        return out
+
+    def fields_event(self, event_id: object, user_id: object, name: object, ts: object, raw_amount: object,
+                     raw_account: object, fields: dict[str, object], wall_now_ms: int) -> Event | Rejection:
+        """The checks of :meth:`event` on a record's values (None: absent or null); ``fields``, the
+        whole record, is read for the subscription fields, ``currency`` and a derived id."""
         if user_id is None or name is None or ts is None:
-            missing = [k for k in ("user_id", "type", "ts") if fields.get(k) is None]
+            missing = [k for k, v in (("user_id", user_id), ("type", name), ("ts", ts)) if v is None]
             return Rejection("missing_field", "missing " + ", ".join(missing))
         if event_id is None:
             eid = ""  # derived below, once the rest is known to be valid
@@ -150,7 +192,6 @@ class EventReader:
             return Rejection("future", f"ts {ts_ms} ms is {ts_ms - wall_now_ms} ms ahead of the wall clock"
                                        f"{epoch_unit_hint(ts_ms, self.min_event_ms, latest_ms)}")
 
-        raw_amount = fields.get("amount")
         amount = 0.0
         if raw_amount is not None:
             if type(raw_amount) is float:
@@ -168,7 +209,6 @@ class EventReader:
         etype = self.canonical_type(type_name)
         if not etype:  # "" or blank: no name to track or to give a role (training would pick "" as a type)
             return Rejection("empty_type", "type is empty or blank")
-        raw_account = fields.get("account_id")
         account_id = ""
         if raw_account is not None:
             if type(raw_account) is not str:

@@ -1,8 +1,10 @@
 """Kafka record value -> ``models.events.Event`` or a ``Rejection`` with a stable reason; DLQ records.
 
 Pure (no I/O, no clock: ``wall_now_ms`` is an argument; the random separator of ``parse_many``
-never shows in a result) and built for the hot path: one ``orjson.loads`` per ``PARSE_CHUNK``
-records of a fetched batch (``Decoder.decode_many``), a handful of type checks per record, no
+never shows in a result) and built for the hot path: a fetched batch's plain records
+(``Decoder.decode_many``) are read by msgspec into a Struct each, no dict built
+(streams/worker/plain_json.py: it takes a value only when it reads exactly what orjson reads),
+any other value by ``orjson.loads`` in its place; a handful of type checks per record, no
 exceptions on the good path. The checks of a parsed value (this docstring's contract) run compiled
 with the scoring core: ``models.intake.EventReader`` (a whole chunk in one call), which this
 module wires to the one timestamp parser and to ``derived_event_id``.
@@ -74,6 +76,7 @@ from models.intake import MAX_AMOUNT, MAX_USER_ID_CHARS, EventReader, Rejection,
 from models.vocabulary import Vocabulary
 from streams.records import derived_event_id
 from streams.timefmt import MIN_EVENT_MS, format_gap, format_ts, parse_ts_ms
+from streams.worker.plain_json import plain_fields, read_plain
 
 __all__ = [
     "REASONS",
@@ -115,6 +118,15 @@ REASONS: Final[tuple[str, ...]] = (
 #: enough that the parsed objects are still in the CPU's cache when they are validated (one call
 #: per 1,250-record partition batch was no cheaper per record than one call per record; 64: ~25% less).
 PARSE_CHUNK: Final[int] = 64
+
+#: Chunks read the orjson way (``parse_many``) after one of which more than a quarter of the values
+#: were not plain records (handed from msgspec to orjson). A value msgspec refuses costs its read
+#: and the exception on top of orjson's decode of it alone, ~12.7k instructions more than in an
+#: orjson chunk, where a plain record saves ~2.8k (docs/SCALING.md): past ~18% of other records the
+#: attempt costs more than it saves, and a stream of them (no ``event_id``, a producer's extra
+#: fields) pays it on one chunk in 65, ~0.2k a record, not on every one. The results are the same
+#: either way; this only says where the CPU goes.
+ORJSON_CHUNKS_AFTER_MISSES: Final[int] = 64
 
 #: How orjson's ``JSONDecodeError`` starts when the text nests deeper than it reads (1024 levels),
 #: which says nothing about whether the JSON is well formed.
@@ -166,7 +178,7 @@ class Decoder:
     'empty_user_id'
     """
 
-    __slots__ = ("max_event_bytes", "max_clock_skew_ms", "type_map", "vocabulary", "_reader")
+    __slots__ = ("max_event_bytes", "max_clock_skew_ms", "type_map", "vocabulary", "_reader", "_orjson_chunks")
 
     def __init__(
         self,
@@ -188,6 +200,7 @@ class Decoder:
         # The checks of a parsed value, compiled with the scoring core (models/intake.py).
         self._reader = EventReader(MIN_EVENT_MS, max_clock_skew_ms, type_map, parse_ts_ms, derived_event_id, currency,
                                    vocabulary)
+        self._orjson_chunks = 0  # chunks left to read the orjson way (ORJSON_CHUNKS_AFTER_MISSES)
 
     def decode(self, value: bytes | None, wall_now_ms: int) -> Event | Rejection:
         """One record value. Never raises on any input."""
@@ -209,9 +222,12 @@ class Decoder:
 
     def decode_many(self, values: Sequence[bytes | None], wall_now_ms: int) -> list[Event | Rejection]:
         """The values of one fetched batch, each exactly as :meth:`decode` reads it (the same
-        events, rejections and counts), with one ``orjson.loads`` per ``PARSE_CHUNK`` records
-        instead of one per record (``parse_many``). A chunk that does not parse as a whole (a
-        malformed record in it) is read record by record, so every bad record keeps its own reason."""
+        events, rejections and counts, in the same order), in chunks of ``PARSE_CHUNK``: each
+        plain record read by msgspec (``read_plain``, no dict built), any other value by
+        :meth:`decode` in its place (``EventReader.read_events``, compiled). After a chunk of
+        which more than a quarter were other values, ``ORJSON_CHUNKS_AFTER_MISSES`` chunks are read with one
+        ``orjson.loads`` each (``parse_many``); one that does not parse as a whole (a malformed
+        record in it) is read record by record, so every bad record keeps its own reason."""
         if len(values) <= PARSE_CHUNK:
             return self._decode_chunk(values, wall_now_ms)
         out: list[Event | Rejection] = []
@@ -221,6 +237,19 @@ class Decoder:
 
     def _decode_chunk(self, values: Sequence[bytes | None], wall_now_ms: int) -> list[Event | Rejection]:
         """``decode_many`` of at most ``PARSE_CHUNK`` values."""
+        if not self._orjson_chunks and type(values) is list:
+            reader = self._reader
+            before = reader.reread_count
+            events = reader.read_events(values, read_plain, plain_fields, self.decode, self.max_event_bytes, wall_now_ms)
+            if (reader.reread_count - before) * 4 > len(values):
+                self._orjson_chunks = ORJSON_CHUNKS_AFTER_MISSES
+            return events
+        if self._orjson_chunks:
+            self._orjson_chunks -= 1
+        return self._orjson_chunk(values, wall_now_ms)
+
+    def _orjson_chunk(self, values: Sequence[bytes | None], wall_now_ms: int) -> list[Event | Rejection]:
+        """``decode_many`` of at most ``PARSE_CHUNK`` values, with one ``orjson.loads`` for all."""
         limit = self.max_event_bytes
         if len(values) > 1 and type(values) is list and all_within(values, limit):  # the usual chunk
             objs = parse_many(values)
@@ -255,6 +284,12 @@ class Decoder:
     def untracked_names(self) -> list[str]:
         """The first of those names (after the map; at most 20), in the order first seen: for a log line."""
         return self._reader.untracked_names
+
+    @property
+    def reread(self) -> int:
+        """Values :meth:`decode_many` took from msgspec's path to orjson's, so far (not plain
+        records, tombstones, oversized values; the chunks read the orjson way aside)."""
+        return self._reader.reread_count
 
     @property
     def derived_ids(self) -> int:
