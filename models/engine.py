@@ -28,10 +28,10 @@ from models.lifecycle import JUDGED, RECOVERABLE, RETURN_SHARE, back_share, next
 from models.reasons import IMPROVED, Purpose
 from models.risk import exit_opens_s
 from models.signals import (credit_late, credit_late_at_s, first_return_due_s, grievance_stands, is_cancelled, order_due_s,
-                            order_overdue, reorder_late, reorder_late_opens_s, reorder_late_s)
+                            Signals, order_overdue, paid_period_runs, reorder_late, reorder_late_opens_s, reorder_late_s)
 from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
 
-__all__ = ["STAGE_HOLD_DAYS", "Alert", "AlertKind", "Mark", "Outcome", "Turn", "advance", "alert_id", "alert_may_open", "kept_days", "review_due_s",
+__all__ = ["STAGE_HOLD_DAYS", "Alert", "AlertKind", "Mark", "Outcome", "Turn", "advance", "alert_id", "alert_may_open", "kept_days", "renewal_pending", "review_due_s",
            "round_places"]
 
 AlertKind = Literal["at_risk", "recovered", "stage_changed"]
@@ -681,7 +681,11 @@ def _may_close(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: C
     the crossing search makes, models.scoring.SilentRisk), else a pause as long as any of theirs
     would take it back over the line: on the same bank this alone halved the flap rate (4.6% ->
     1.9% of at-risk alerts within 14 days of a "recovered"). The look ahead only grows in silence
-    (the risk never falls in it), so it holds back no close a later silent moment would make."""
+    (the risk never falls in it), so it holds back no close a later silent moment would make.
+
+    Nor, for a paying subscriber, before the renewal that was pending when the alert opened
+    (:func:`renewal_pending`): the renewal settles a subscriber's case, not a few days of use.
+    """
     if c is None:
         c = model.compiled
     if a.risk > c.risk_exit or a.stage not in _RECOVERABLE or reorder_late(a.signals) or credit_late(st, now_s):
@@ -693,10 +697,38 @@ def _may_close(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: C
         return False  # a fit with free signs: its risk may fall in silence, and silence is no recovery
     if not _came_back(a, now_s, model, c):
         return False
+    if renewal_pending(st, a.signals, c.horizon_days):
+        return False  # a subscriber's case waits for the renewal it was opened before
     gate = exit_opens_s(a.signals.period_end_s, c.horizon_days)
     if now_s < gate <= now_s + int(c.quiet_days * DAY_S):
         return SilentRisk(a, model, c).at(gate) <= c.risk_exit
     return True
+
+
+def renewal_pending(st: UserState, sig: Signals, horizon_days: float) -> bool:
+    """Whether the open at-risk alert of a paying subscriber (a paid period runs:
+    models.signals.paid_period_runs) still awaits the renewal that was pending when it opened:
+    the paid period's end is within the model's horizon of the alert's opening, so no renewal
+    has been stated since. Until then :func:`_may_close` sends no "recovered".
+
+    Why: a subscriber can leave only at the end of the period they paid for (the contractual
+    setting of the retention literature: Fader & Hardie, "How to project customer retention",
+    Journal of Interactive Marketing 21(1), 2007; the risk's exit gate, models.risk.exit_open,
+    rests on it), so the question an at-risk alert puts to the account manager ("will they
+    renew?") is answered by the renewal, not by a few active days before it. Closing earlier
+    told the CRM the case was over while the decision it was about was still to come: on
+    fightchurn's subscription populations most "recovered" alerts came 3-14 days after a new
+    subscriber's first-days alert, before their first renewal, and the churners among them left
+    at it uncovered (docs/SCORES.md, "A subscriber's case closes at the renewal").
+    The renewal statement is a review while an alert is open (every event is), so the alert
+    closes at it, or at the first activity after it that finds the user back (the other tests
+    of :func:`_may_close`); a period that ends unrenewed ends the wait (the paid period no longer
+    runs: the lifecycle judges the lapse). Users without a statement (shops, apps without
+    billing data) and a plan whose period ends beyond the horizon of the opening (an annual
+    subscriber alerted mid-year: the exit gate holds their leave part at 0 until the renewal
+    nears) are unchanged. Event time only: the period end is the state's, the opening the
+    alert's own second."""
+    return paid_period_runs(sig) and sig.period_end_s <= st.at_risk_since_s + int(horizon_days * DAY_S)
 
 
 def _came_back(a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel) -> bool:
