@@ -27,12 +27,13 @@ from models.vocabulary import ACTIVITY, CANCEL_REQUEST, IGNORE, NEGATIVE, SUBSCR
 from models.lifecycle import JUDGED, RECOVERABLE, RETURN_SHARE, back_share, next_change_s
 from models.reasons import IMPROVED, Purpose
 from models.risk import exit_opens_s
-from models.signals import (credit_late, credit_late_at_s, first_return_due_s, grievance_stands, is_cancelled, order_due_s,
-                            Signals, order_overdue, paid_period_passes_s, paid_period_runs, reorder_late, reorder_late_opens_s, reorder_late_s)
+from models.signals import (Signals, credit_late, credit_late_at_s, first_return_due_s, grievance_stands, is_cancelled,
+                            order_due_s, order_overdue, paid_period_passes_s, paid_period_runs, reorder_late,
+                            reorder_late_opens_s, reorder_late_s)
 from models.scoring import Assessment, Scores, SilentRisk, assess, risk_at, scores_from
 
-__all__ = ["STAGE_HOLD_DAYS", "Alert", "AlertKind", "Mark", "Outcome", "Turn", "advance", "alert_id", "alert_may_open", "kept_days", "renewal_pending", "review_due_s",
-           "subscriber_return_due_s",
+__all__ = ["STAGE_HOLD_DAYS", "Alert", "AlertKind", "Mark", "Outcome", "Turn", "advance", "alert_id", "alert_may_open", "kept_days",
+           "renewal_pending", "review_due_s", "subscriber_return_due_s",
            "round_places"]
 
 AlertKind = Literal["at_risk", "recovered", "stage_changed"]
