@@ -27,11 +27,13 @@ from models.vocabulary import ACTIVITY, CANCEL_REQUEST, IGNORE, NEGATIVE, SUBSCR
 from models.lifecycle import JUDGED, RECOVERABLE, RETURN_SHARE, back_share, next_change_s
 from models.reasons import IMPROVED, Purpose
 from models.risk import exit_opens_s
-from models.signals import (calendar_hold_s, credit_late, credit_late_at_s, first_return_due_s, grievance_stands, is_cancelled, order_due_s,
-                            order_overdue, reorder_late, reorder_late_opens_s, reorder_late_s)
-from models.scoring import Assessment, Scores, SilentRisk, assess, scores_from
+from models.signals import (Signals, calendar_hold_s, credit_late, credit_late_at_s, first_return_due_s, grievance_stands,
+                            is_cancelled, order_due_s, order_overdue, paid_period_passes_s, paid_period_runs, reorder_late,
+                            reorder_late_opens_s, reorder_late_s)
+from models.scoring import Assessment, Scores, SilentRisk, assess, risk_at, scores_from
 
-__all__ = ["STAGE_HOLD_DAYS", "Alert", "AlertKind", "Mark", "Outcome", "Turn", "advance", "alert_id", "alert_may_open", "kept_days", "review_due_s",
+__all__ = ["STAGE_HOLD_DAYS", "Alert", "AlertKind", "Mark", "Outcome", "Turn", "advance", "alert_id", "alert_may_open", "kept_days",
+           "renewal_pending", "review_due_s", "subscriber_return_due_s",
            "round_places"]
 
 AlertKind = Literal["at_risk", "recovered", "stage_changed"]
@@ -627,7 +629,10 @@ def _may_open(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: Co
     models.signals ``cancel_at_s``: QA23a F5) opens it at the request, whatever the risk, the
     rhythms and the quiet period, in any stage an alert opens in: the user told us they leave, and
     the paid days left are the time a save offer has; the risk stays 1 until the period ends (it
-    never closes as recovered meanwhile), and the user churns then unless a renewal withdraws it."""
+    never closes as recovered meanwhile), and the user churns then unless a renewal withdraws it.
+    A paying subscriber's risk opens it only once their silence is past their own rhythm, or if
+    the risk was at the line at their last activity already (:func:`subscriber_return_due_s`).
+    """
     if c is None:
         c = model.compiled
     if a.signals.cancel_at_s and a.stage in _OPENS:
@@ -637,7 +642,42 @@ def _may_open(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: Co
         return True
     if (a.risk < c.risk_enter and not reorder_late(a.signals) and not credit_late(st, now_s)) or not alert_may_open(a, now_s, c):
         return False
+    if not reorder_late(a.signals) and not credit_late(st, now_s) and subscriber_return_due_s(st, a, now_s, model, c) > now_s:
+        return False  # a subscriber's silence their own rhythm explains: not yet
     return now_s >= st.quiet_until_s or a.risk >= st.alert_risk + c.material_rise
+
+
+def subscriber_return_due_s(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel) -> int:
+    """For a paying subscriber (a paid period runs: models.signals.paid_period_runs) whose risk was
+    under ``risk_enter`` at their last activity, the second their silence reaches their usual
+    interval between active days (models.signals.visit_gap_days: they have missed a return), or
+    the paid period passes unrenewed if that is sooner; 0 for anyone else and once passed. The
+    risk does not open an at-risk alert before it (:func:`_may_open`; the engine reviews then,
+    :func:`_next_review_by_risk`).
+
+    Why: a subscriber can leave only at the end of the period paid for (Fader & Hardie 2007, the
+    exit gate's source; :func:`renewal_pending`), so an alert held until they have actually
+    missed a return costs no lead before that end, while a risk that crossed the line in the
+    hours of silence their own rhythm explains (a daily user's night) is taken back by their
+    next visit: noise to the account manager. A risk already at the line at their last activity
+    (their use itself says so: a new subscriber's first days) is not held, nor one the renewal
+    raised by coming within the horizon since their last activity (models.risk.exit_opens_s: the
+    contract's exit opening, an annual subscriber's alert at that second). Not for users without
+    a paid period: for them the silence may already be the leaving (simulate-mix's quitters
+    were alerted in such silence before their last visit: docs/SCORES.md, "A subscriber's case
+    closes at the renewal", where the rule for everybody cost that population's recall).
+    Fixed while the user is silent (their state does not move, the period end neither), so the
+    review schedule finds the opening exactly, as for models.signals.first_return_due_s."""
+    sig = a.signals
+    if not paid_period_runs(sig) or exit_opens_s(sig.period_end_s, c.horizon_days) > st.last_seen_s:
+        return 0  # no paid period; or the renewal came within the horizon since: the contract's exit, not their silence
+    due = st.last_seen_s + int(math.ceil(sig.visit_gap_days * DAY_S))
+    passes = paid_period_passes_s(sig)
+    if passes < due:
+        due = passes
+    if due <= now_s or risk_at(st, st.last_seen_s, model) >= c.risk_enter:
+        return 0
+    return due
 
 
 def _may_close(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel | None = None) -> bool:
@@ -685,7 +725,11 @@ def _may_close(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: C
     the crossing search makes, models.scoring.SilentRisk), else a pause as long as any of theirs
     would take it back over the line: on the same bank this alone halved the flap rate (4.6% ->
     1.9% of at-risk alerts within 14 days of a "recovered"). The look ahead only grows in silence
-    (the risk never falls in it), so it holds back no close a later silent moment would make."""
+    (the risk never falls in it), so it holds back no close a later silent moment would make.
+
+    Nor, for a paying subscriber, before the renewal that was pending when the alert opened
+    (:func:`renewal_pending`): the renewal settles a subscriber's case, not a few days of use.
+    """
     if c is None:
         c = model.compiled
     if a.risk > c.risk_exit or a.stage not in _RECOVERABLE or reorder_late(a.signals) or credit_late(st, now_s):
@@ -700,10 +744,38 @@ def _may_close(st: UserState, a: Assessment, now_s: int, model: ChurnModel, c: C
         return False  # the product's quiet period began in the user's silence: staying away in it is no recovery
     if not _came_back(a, now_s, model, c):
         return False
+    if renewal_pending(st, a.signals, c.horizon_days):
+        return False  # a subscriber's case waits for the renewal it was opened before
     gate = exit_opens_s(a.signals.period_end_s, c.horizon_days)
     if now_s < gate <= now_s + int(c.quiet_days * DAY_S):
         return SilentRisk(a, model, c).at(gate) <= c.risk_exit
     return True
+
+
+def renewal_pending(st: UserState, sig: Signals, horizon_days: float) -> bool:
+    """Whether the open at-risk alert of a paying subscriber (a paid period runs:
+    models.signals.paid_period_runs) still awaits the renewal that was pending when it opened:
+    the paid period's end is within the model's horizon of the alert's opening, so no renewal
+    has been stated since. Until then :func:`_may_close` sends no "recovered".
+
+    Why: a subscriber can leave only at the end of the period they paid for (the contractual
+    setting of the retention literature: Fader & Hardie, "How to project customer retention",
+    Journal of Interactive Marketing 21(1), 2007; the risk's exit gate, models.risk.exit_open,
+    rests on it), so the question an at-risk alert puts to the account manager ("will they
+    renew?") is answered by the renewal, not by a few active days before it. Closing earlier
+    told the CRM the case was over while the decision it was about was still to come: on
+    fightchurn's subscription populations most "recovered" alerts came 3-14 days after a new
+    subscriber's first-days alert, before their first renewal, and the churners among them left
+    at it uncovered (docs/SCORES.md, "A subscriber's case closes at the renewal").
+    The renewal statement is a review while an alert is open (every event is), so the alert
+    closes at it, or at the first activity after it that finds the user back (the other tests
+    of :func:`_may_close`); a period that ends unrenewed ends the wait (the paid period no longer
+    runs: the lifecycle judges the lapse). Users without a statement (shops, apps without
+    billing data) and a plan whose period ends beyond the horizon of the opening (an annual
+    subscriber alerted mid-year: the exit gate holds their leave part at 0 until the renewal
+    nears) are unchanged. Event time only: the period end is the state's, the opening the
+    alert's own second."""
+    return paid_period_runs(sig) and sig.period_end_s <= st.at_risk_since_s + int(horizon_days * DAY_S)
 
 
 def _came_back(a: Assessment, now_s: int, model: ChurnModel, c: CompiledModel) -> bool:
@@ -807,6 +879,9 @@ def _next_review_by_risk(st: UserState, now_s: int, model: ChurnModel, a: Assess
         first = first_return_due_s(a.signals, c.first_return_days)  # a new customer: nothing opens before their first return is due
         if first > due:
             due = first
+        held = subscriber_return_due_s(st, a, now_s, model, c)  # a subscriber within their rhythm (_may_open)
+        if held > due:
+            due = held
         if a.signals.paused_until_s > due:  # a pause that runs: nothing opens before its end (alert_may_open)
             due = a.signals.paused_until_s
         if a.stage == "reactivated":  # nothing opens before the stage ends (_OPENS)

@@ -115,14 +115,20 @@ def test_the_ledger_counts_no_churn_before_the_period_end() -> None:
 
 
 def test_a_request_while_an_at_risk_alert_is_open_updates_the_case() -> None:
-    """Silent from day 30 (an at-risk alert opens on the silence), asks on day 42: a second
-    ``at_risk`` of its own id at the request says so, and no ``recovered`` comes between."""
+    """Silent from day 30, asks on day 42, with an at-risk case open: the first days' one, held
+    open through the renewal stated on day 30 since no visit after it found the user back
+    (models.engine.renewal_pending; before 2026-12-05 it closed in the first week and the silence
+    opened another after day 30). A second ``at_risk`` of its own id at the request says so, and
+    no ``recovered`` comes between the case's opening and the request."""
     out = advance("u", None, _subscriber(visits_to=30), T0_MS + 70 * DAY_MS, M)
-    opened = [a for a in out.alerts if a.kind == "at_risk" and a.event_time_ms > T0_MS + 30 * DAY_MS]
-    assert len(opened) == 2 and opened[0].event_time_ms < REQUEST_MS == opened[1].event_time_ms, [(a.kind, a.event_time_ms) for a in out.alerts]
-    assert opened[1].alert_id != opened[0].alert_id and opened[1].scores.reasons[0].startswith("asked to cancel; paid through 2026-03-01")
-    assert opened[1].scores.action == "check_in"
-    assert not [a for a in out.alerts if a.kind == "recovered" and a.event_time_ms > opened[0].event_time_ms]
+    opened = [a for a in out.alerts if a.kind == "at_risk"]
+    case = [a for a in opened if a.event_time_ms < REQUEST_MS]
+    update = [a for a in opened if a.event_time_ms == REQUEST_MS]
+    assert case and len(update) == 1, [(a.kind, a.event_time_ms) for a in out.alerts]
+    assert not [a for a in out.alerts if a.kind == "recovered" and case[-1].event_time_ms < a.event_time_ms <= REQUEST_MS]
+    assert update[0].alert_id != case[-1].alert_id and update[0].scores.reasons[0].startswith("asked to cancel; paid through 2026-03-01")
+    assert update[0].scores.action == "check_in"
+    assert not [a for a in out.alerts if a.kind == "recovered" and a.event_time_ms > case[-1].event_time_ms]
 
 
 def test_a_scheduled_cancellation_costs_no_byte() -> None:

@@ -271,6 +271,57 @@ def test_a_renewal_statement_closes_an_open_at_risk_as_recovered() -> None:
     check_alert(after.alerts[0], LEAVING)
 
 
+def test_a_subscribers_case_closes_at_the_renewal_it_was_opened_before() -> None:
+    """A new user, one view on each of the first two days, then five kinds of activity daily: the
+    shipped default opens an at-risk alert on day 1 (the early hazard) and, without statements,
+    sends "recovered" once the user is back at their level (day 5). Paid through day 30, the case
+    waits for the renewal pending when it opened (models.engine.renewal_pending): it closes at
+    the renewal statement, day 30 + 1 h, with the user back at their level, not before; with no
+    renewal stated, once the period has passed unrenewed (its end plus the day's grace)."""
+    kinds = ("view", "post", "like", "message", "reply")
+    events = [Event("u", T0_MS + d * DAY_MS + 10 * 3_600_000, "view", f"e{d}") for d in (0, 1)]
+    events += [Event("u", T0_MS + d * DAY_MS + (9 + k) * 3_600_000, kind, f"e{d:03d}{k}")
+               for d in range(2, 45) for k, kind in enumerate(kinds)]
+    m = ChurnModel()
+
+    def kinds_times(history: list[Event]) -> list[tuple[str, int]]:
+        out = advance("u", None, history, T0_MS + 45 * DAY_MS, m)
+        for a in out.alerts:
+            check_alert(a, m)
+        return [(a.kind, a.event_time_ms) for a in out.alerts if a.kind != "stage_changed"]
+
+    plain = kinds_times(events)
+    assert [k for k, _ in plain] == ["at_risk", "recovered"] and plain[1][1] < T0_MS + 10 * DAY_MS
+    monthly = [Event("u", T0_MS + 3_600_000, "subscription", "s0", 0.0, "", Subscription("active", "Monthly", 999, 0, T0_MS + 30 * DAY_MS))]
+    lapsed = kinds_times(monthly + events)  # no renewal stated: the wait ends with the period's grace day
+    assert lapsed[0] == plain[0] and lapsed[1][0] == "recovered" and lapsed[1][1] >= T0_MS + 31 * DAY_MS
+    renewal = Event("u", T0_MS + 30 * DAY_MS + 3_600_000, "subscription", "s1", 0.0, "",
+                    Subscription("active", "Monthly", 999, 0, T0_MS + 60 * DAY_MS))
+    assert kinds_times(monthly + [renewal] + events) == [plain[0], ("recovered", T0_MS + 30 * DAY_MS + 3_600_000)]
+
+
+def test_a_subscribers_risk_opens_no_alert_in_silence_their_own_rhythm_explains() -> None:
+    """A view every 3 days to day 60, then silence, under a model whose line the user's risk is just
+    under at each visit (intercept -1.25): without statements the risk crosses it 0.06 days after
+    the visit of day 3, in the night their rhythm explains. Paid month by month (renewals stated
+    on days 0, 31 and 62, the exit always open), no alert opens before the user has missed a
+    return by their own interval (models.engine.subscriber_return_due_s): the first comes after
+    the last visit, once silent for that interval."""
+    events = [Event("u", T0_MS + d * DAY_MS + 12 * 3_600_000, "view", f"e{d:03d}") for d in range(0, 61, 3)]
+    renewals = [Event("u", T0_MS + k * 31 * DAY_MS + 3_600_000, "subscription", f"s{k}", 0.0, "",
+                      Subscription("active", "Monthly", 999, 0, T0_MS + (k + 1) * 31 * DAY_MS)) for k in range(3)]
+    m = ChurnModel().with_(risk_intercept=-1.25)
+    plain = [a for a in advance("u", None, events, T0_MS + 90 * DAY_MS, m).alerts if a.kind == "at_risk"]
+    assert plain and plain[0].scores.signals is not None and plain[0].scores.signals.visit_overdue < 1.0
+    paid = advance("u", None, [*renewals, *events], T0_MS + 90 * DAY_MS, m).alerts
+    opened = [a for a in paid if a.kind == "at_risk"]
+    assert opened and opened[0].event_time_ms > events[-1].ts_ms
+    for a in opened:
+        assert a.scores.signals is not None and a.scores.signals.visit_overdue >= 1.0
+    for a in paid:
+        check_alert(a, m)
+
+
 def test_a_monthly_renewal_that_reopens_the_exit_within_the_quiet_period_is_no_recovery() -> None:
     """Paid through day 60, at risk from day 30; renewed on day 58 to day 89: the exit is closed for
     a day (89 - 30 = day 59) and opens again, at a risk as high as before, so the alert stays open."""
