@@ -22,7 +22,8 @@ from models.account_health import machine_user
 from models.compiled import CompiledModel
 from models.events import EVENT_ORDER, Event
 from models.model import ChurnModel
-from models.state import ACCOUNT_MEMBER, DAY_S, GRIEVANCE, STAGE_HELD, STAGES, Stage, UserState, apply_looked_up, f32
+from models.state import (ACCOUNT_MEMBER, DAY_S, GRIEVANCE, MAX_PERIOD_END_DAY, STAGE_HELD, STAGES, Stage, UserState,
+                          apply_looked_up, f32)
 from models.vocabulary import ACTIVITY, CANCEL_REQUEST, IGNORE, NEGATIVE, SUBSCRIPTION
 from models.lifecycle import JUDGED, RECOVERABLE, RETURN_SHARE, back_share, next_change_s
 from models.reasons import IMPROVED, Purpose
@@ -852,6 +853,8 @@ def _next_review_by_risk(st: UserState, now_s: int, model: ChurnModel, a: Assess
     if a.stage == "churned":
         expiry = st.stage_since_s + int(math.ceil(kept_days(st, c) * DAY_S))
         held = a.signals.paused_until_s  # a pause holds the stage (models.lifecycle rule 0): a return in it counts at its end
+        if held >= MAX_PERIOD_END_DAY * DAY_S:
+            held = 0  # a pause stating no resume date has no end to look at (year 2149: past the record's 32-bit seconds)
         if now_s < held and (held < expiry or expiry <= now_s):
             return held
         return expiry if expiry > now_s else 0

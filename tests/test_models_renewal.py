@@ -26,7 +26,8 @@ from models.risk import exit_open, exit_opens_s, leave_probability, risk_probabi
 from models.scoring import SilentRisk, assess, risk_at, score
 from models.signals import compute_signals
 from models.reasons import RENEWAL_NEWS_DAYS
-from models.state import ACCOUNT_MEMBER, DAY_S, EVER_PAID, LONG_PERIOD, MAX_PERIOD_END_DAY, PAYS_SUBSCRIPTION, UserState, apply_event, period_end_day
+from models.state import (ACCOUNT_MEMBER, DAY_S, EVER_PAID, LONG_PERIOD, MAX_PERIOD_END_DAY, PAYS_SUBSCRIPTION, STAGES, UserState, apply_event,
+                          period_end_day)
 from models.subscription import Subscription
 from models.temperature import p_stay
 from tests.test_models_properties import (
@@ -504,3 +505,19 @@ def test_renewal_due_counts_calendar_days_to_the_date_it_names_as_the_account_vi
         when = "today" if n == 0 else f"in {n} day{'s' if n != 1 else ''}"
         assert text == f"renewal due {when} (paid through 2026-03-13)", text
         assert renewal(end_ms, now_ms) == ("2026-03-13", n)
+
+
+def test_a_churned_user_in_a_pause_with_no_resume_date_is_not_scheduled_past_the_record() -> None:
+    """A random run (test_order_and_batching_do_not_matter_with_statements): a user who cancelled,
+    then stated a trial and a pause with no resume date (``period_end_day`` at MAX_PERIOD_END_DAY,
+    the year 2149) was scheduled a review at the pause's "end", past the record's 32-bit seconds:
+    ``to_bytes`` raised struct.error. Such a pause has no end to look at: no review is scheduled
+    (an event is one)."""
+    t0 = 1_767_225_600_000  # 2026-01-01
+    events = [Event("u", t0, "view", "e0"), Event("u", t0, "view", "e1"), Event("u", t0, "cancel", "e2"),
+              Event("u", t0 + 36 * DAY_S * 1000, "subscription", "s0", subscription=Subscription("trial", "Pro", 4999)),
+              Event("u", t0 + 96 * DAY_S * 1000, "subscription", "s1", subscription=Subscription("paused", "Pro", 4999))]
+    out = advance("u", None, events, t0 + 215 * DAY_S * 1000, ChurnModel())
+    assert out.state.period_end_day == MAX_PERIOD_END_DAY and STAGES[out.state.stage] == "churned"
+    assert 0 <= out.state.next_review_s < 2**32
+    assert UserState.from_bytes(out.state.to_bytes()) == out.state
