@@ -15,7 +15,9 @@ active days, models.signals.visit_gap_days):
    ``gap``, or for a repeat buyer with a re-order rhythm the longer of it and their usual interval
    between orders (:func:`lapse_gap_days`, QA12 F2); but for such a buyer who also uses the
    product on a rhythm of their own (:func:`uses_own_rhythm`) ``gap``, once their re-order is
-   late too (rules 1-2 alike: "Neither using nor buying" below).
+   late too (rules 1-2 alike: "Neither using nor buying" below). Neither rule holds, for a buyer
+   without a re-order rhythm seen on nothing since their last order, before that order is late
+   (:func:`lapse_floor_days`).
 3. **reactivated** - the previous stage was dormant or churned (lapsed: the win-back list) and the
    user is back (rules 1-2 no longer hold), and for ``new_days`` after that return. A return is a
    win-back signal.
@@ -94,7 +96,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Final
 
-from models.signals import REORDER_MIN_INTERVALS, Signals, late_at_days, order_gap_days, paid_period_passes_s, paid_period_runs
+from models.signals import (REORDER_LATE_FACTOR, REORDER_MIN_INTERVALS, Signals, bought_last, late_at_days, order_gap_days,
+                            paid_period_passes_s, paid_period_runs)
 from models.state import DAY_S, STAGES, Stage, UserState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -102,7 +105,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from models.model import ChurnModel
 
 __all__ = ["JUDGED", "LAPSED", "REACHABLE", "RECOVERABLE", "RETURN_SHARE", "TREND_MAX_GAP_DAYS", "back_share", "churned_after_days", "declining_cause",
-           "dormant_after_days", "lapse_gap_days", "next_change_s", "stage_of", "uses_own_rhythm"]
+           "dormant_after_days", "lapse_floor_days", "lapse_gap_days", "next_change_s", "stage_of", "uses_own_rhythm"]
 
 #: Users with a usual interval above this are judged by overdue only: a week of their activity
 #: holds too few visits for a rate to mean anything.
@@ -198,6 +201,34 @@ def _order_lapsed(sig: Signals) -> bool:
     return not uses_own_rhythm(sig) or sig.purchase_silence_days >= late_at_days(sig)
 
 
+def lapse_floor_days(sig: Signals) -> float:
+    """The silence (days) before which rules 1-2 do not hold for a buyer without a re-order rhythm
+    seen on nothing since their last order (models.signals.bought_last: purchase-only data, a
+    catalogue's): the time their next order is **late**, :data:`models.signals.REORDER_LATE_FACTOR`
+    (ln 5 = 1.61) times the interval it is due at (the population's ``purchase_gap_days`` for a
+    one-order buyer, which ``first_return_due_s`` waits for; their own, models.signals.order_gap_days,
+    for two order days); 0 for everybody else (a buyer with a rhythm is not lapsed before 3 of their
+    order intervals already: :func:`lapse_gap_days`).
+
+    Why (2026-12-05, CDNOW in benchmarks/QUALITY.md): QA12 F2's "a customer is not lapsed before
+    their next order is even late" held for buyers with a rhythm only. A one-order customer lapsed
+    by the visit prior, dormant at 21 days under the shipped default, before their first re-order
+    was even due at 30, where ``first_return_due_s`` lets the save alert open: it never could. On
+    CDNOW's judged half none of the 84 churners with two order days got an at-risk alert in the
+    silence before their second, 48 of them none at all (a median 157 days between the two). With
+    the floor the alert opens at the due time when the risk says so, and the customer lapses at the
+    late time (48.3 days in the default: churned at once, the floor being past ``churned_days``).
+    Only a floor, not a new scale: dormant and churned stay at 3 and 6 lapse gaps where those are
+    later, so a one-order customer's churn, and the expiry of their state ``kept_days`` after it
+    (models.engine), move from 45 to 48.3 days after the order, no more. Constant in
+    silence (no interval moves without an event; both silences grow alike), so
+    :func:`next_change_s` keeps its exact seconds."""
+    if sig.purchase_x >= REORDER_MIN_INTERVALS or not bought_last(sig):
+        return 0.0
+    due = order_gap_days(sig) if sig.purchase_x >= 1 else sig.purchase_gap_days
+    return REORDER_LATE_FACTOR * due
+
+
 def _trend_exit(c: "CompiledModel") -> float:
     return (1.0 + c.decline_ratio) / 2.0
 
@@ -217,9 +248,9 @@ def stage_of(st: UserState, sig: Signals, model: "ChurnModel", c: "CompiledModel
         return _paused_stage(st)
     if c is None:  # a caller holding model.compiled hands it down (models.scoring.assess)
         c = model.compiled
-    silence, lapse = sig.silence_days, lapse_gap_days(sig)
-    churned = silence >= _churned_after(lapse, c)
-    if (churned or silence >= _dormant_after(lapse, c)) and _order_lapsed(sig):
+    silence, lapse, floor = sig.silence_days, lapse_gap_days(sig), lapse_floor_days(sig)
+    churned = silence >= _churned_after(lapse, c) and silence >= floor
+    if (churned or silence >= _dormant_after(lapse, c) and silence >= floor) and _order_lapsed(sig):
         if paid_period_runs(sig):  # a customer to save, not lapsed (rule 0)
             return "declining"
         return "churned" if churned else "dormant"
@@ -339,7 +370,8 @@ def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s:
     if c is None:  # a caller holding model.compiled hands it down (models.engine)
         c = model.compiled
     lapse = lapse_gap_days(sig)
-    dormant_days, churned_days = _dormant_after(lapse, c), _churned_after(lapse, c)
+    lapse_floor = lapse_floor_days(sig)
+    dormant_days, churned_days = max(_dormant_after(lapse, c), lapse_floor), max(_churned_after(lapse, c), lapse_floor)
     overdue_days = c.overdue_factor * gap
     reactivated = st.stage_since_s != 0 and st.stage == _REACTIVATED
     # Rough times first; only the earliest one still ahead is worked out to the second: the kinds

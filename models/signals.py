@@ -66,6 +66,7 @@ __all__ = [
     "REORDER_LATE_CHANCE",
     "REORDER_LATE_FACTOR",
     "REORDER_MIN_INTERVALS",
+    "bought_last",
     "silent_after",
     "still_pays",
     "visit_gap_days",
@@ -289,6 +290,16 @@ def order_due_s(sig: Signals) -> int:
         return 0
     # one second past the exact crossing, so float rounding cannot leave the review a hair early
     return sig.now_s + int(math.ceil((gap - sig.purchase_silence_days) * DAY_S)) + 1
+
+
+def bought_last(sig: Signals) -> bool:
+    """Whether a buyer was seen on no activity since their last purchase: their purchase silence is
+    their silence, so their purchase rhythm and their visits read the same silence (purchase-only
+    data, CDNOW's, always). Fixed in silence (both silences grow alike). The test of
+    models.temperature.purchases_speak and models.lifecycle.lapse_floor_days for a buyer without a
+    re-order rhythm (:data:`REORDER_MIN_INTERVALS`): one who kept using the product after their
+    last order is judged by the visits (QA22b F9)."""
+    return sig.n_purchases > 0 and sig.purchase_silence_days <= sig.silence_days
 
 
 def order_gap_days(sig: Signals) -> float:

@@ -66,7 +66,7 @@ from typing import TYPE_CHECKING, Final, Literal
 from models import mbgnbd
 from models.bgnbd import p_alive, p_buys_within
 from models.compiled import DEFAULT_VISIT_PARAMS, VISIT_KEY, CompiledModel
-from models.signals import REORDER_MIN_INTERVALS, Signals, paid_period_passes_s
+from models.signals import REORDER_MIN_INTERVALS, Signals, bought_last, paid_period_passes_s
 from models.state import DAY_S
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,7 +113,7 @@ def purchases_speak(sig: Signals) -> bool:
     risk crossing (:func:`stay_after`) reads one rule."""
     if sig.purchase_x == 0 or sig.n_purchases == 0:
         return False
-    return sig.purchase_x >= REORDER_MIN_INTERVALS or sig.purchase_silence_days <= sig.silence_days
+    return sig.purchase_x >= REORDER_MIN_INTERVALS or bought_last(sig)
 
 
 def plan_carries(sig: Signals, at_s: int, back: float, c: CompiledModel) -> bool:

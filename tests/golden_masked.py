@@ -101,6 +101,11 @@ the histories)::
 
     PYTHONPATH=. .venv/bin/python -m tests.golden_masked reorder /tmp/old.json /tmp/new.json
 
+A last argument takes the buyers from another purchase day: ``reorder OLD NEW 1`` from their first
+(2026-12-05: every buyer's lapse gap is the interval their next order is due at)::
+
+    PYTHONPATH=. .venv/bin/python -m tests.golden_masked reorder /tmp/old.json /tmp/new.json 1
+
 A change that holds one kind of stage change back (QA10 F14: ``active -> declining`` told only once
 it has lasted ``hold`` seconds, models.engine.STAGE_HOLD_DAYS) is proved against the old alerts
 themselves: ``held`` derives the expected new ``stage_changed`` alerts from the old ones (a spell
@@ -835,13 +840,14 @@ def _from_moments(o: dict[str, Any], n: dict[str, Any], start: dict[str, int]) -
     return others, before_differs, moved, changed
 
 
-def reorder(old_path: str, new_path: str) -> bool:
+def reorder(old_path: str, new_path: str, from_day: int = 3) -> bool:
     """True when only the buyers QA12 F2's rules can touch changed, each only from their third
     purchase day (a re-order rhythm, models.signals.REORDER_MIN_INTERVALS: the re-order alert, the
     lapse gap of models.lifecycle.lapse_gap_days, the re-order reason first), and their alerts
     before it are identical (module docstring, ``reorder``; printing what moved). Only alerts are
     compared before that day: a dump's scores score the *final* state at the as-of times, so a
-    targeted user's scores may differ at any of them."""
+    targeted user's scores may differ at any of them. ``from_day`` 1 (``reorder OLD NEW 1``): every
+    buyer from their first purchase day (2026-12-05: the lapse gap of every buyer)."""
     from models.state import DAY_S
 
     old, new = _dumps(old_path, new_path)
@@ -856,7 +862,7 @@ def reorder(old_path: str, new_path: str) -> bool:
             days: set[int] = set()
             for t in ps:
                 days.add(t // DAY_S)
-                if len(days) == 3:
+                if len(days) == from_day:
                     start[u] = t * 1000
                     break
         everyone = set(o["states"]) | set(n["states"])
@@ -864,9 +870,9 @@ def reorder(old_path: str, new_path: str) -> bool:
         reorder_alerts = sum(1 for u in start for r in na.get(u, ()) if json.loads(r)["kind"] == "at_risk"
                              and json.loads(r)["reasons"][:1] and json.loads(r)["reasons"][0].startswith("usual re-order"))
         ok &= not others and not before_differs
-        print(f"{key}: {len(everyone)} users, {len(start)} with three purchase days or more; every other user identical "
-              f"(alerts, scores, state): {not others} ({len(others)} differ {others[:3]}); their alerts before their third "
-              f"purchase day identical: {not before_differs} ({len(before_differs)} differ); alerts {len(o['alerts'])} -> "
+        print(f"{key}: {len(everyone)} users, {len(start)} with {from_day} purchase days or more; every other user identical "
+              f"(alerts, scores, state): {not others} ({len(others)} differ {others[:3]}); their alerts before their purchase "
+              f"day {from_day} identical: {not before_differs} ({len(before_differs)} differ); alerts {len(o['alerts'])} -> "
               f"{len(n['alerts'])}; at-risk alerts with the re-order reason first: {reorder_alerts}; those users changed: {changed}")
         print(f"   moved: {dict(sorted(moved.items()))}")
     return ok
@@ -1019,8 +1025,8 @@ if __name__ == "__main__":
         sys.exit(0 if held(sys.argv[2], sys.argv[3], *sys.argv[4].split(","), int(sys.argv[5]) * 1000) else 1)
     elif sys.argv[1:2] == ["actions"] and len(sys.argv) == 4:
         sys.exit(0 if actions(sys.argv[2], sys.argv[3]) else 1)
-    elif sys.argv[1:2] == ["reorder"] and len(sys.argv) == 4:
-        sys.exit(0 if reorder(sys.argv[2], sys.argv[3]) else 1)
+    elif sys.argv[1:2] == ["reorder"] and len(sys.argv) in (4, 5):
+        sys.exit(0 if reorder(sys.argv[2], sys.argv[3], *(int(v) for v in sys.argv[4:])) else 1)
     elif sys.argv[1:2] == ["opens"] and len(sys.argv) == 4:
         sys.exit(0 if opens(sys.argv[2], sys.argv[3]) else 1)
     elif sys.argv[1:2] == ["retention"] and len(sys.argv) == 5:

@@ -106,7 +106,9 @@ def test_alert_may_open_holds_a_buyer_until_their_own_interval_has_passed() -> N
 
 # Thresholds under which a buyer who lapsed without an open alert is over the line when back.
 BACK_MODEL = load_model().with_(risk_enter=0.45, risk_exit=0.4)
-_LAPSED_BUYER = _visits_and_orders((0, 60), tuple(range(0, 61, 5)))  # dormant (visit rhythm) before the order is due
+# dormant (visit rhythm) before the order is due: a visit after the last order, so the visits judge the
+# lapse (a buyer seen on nothing since their order is not lapsed before it is late: models.lifecycle.lapse_floor_days)
+_LAPSED_BUYER = _visits_and_orders((0, 60), (*range(0, 61, 5), 62))
 _RETURN_DAY = 200
 
 

@@ -112,6 +112,16 @@ nothing or only the stage's story. ``golden_masked compare OLD NEW reasons`` aga
 every alert identical, the states byte-identical (no golden history has a paying plan, so
 EVER_PAID sets no bit), 610 (seed 2) / 611 (seed 3) of 1,500 scores changed in ``reasons`` only,
 each by that one line added (74 / 63 had none, 536 / 548 only "came back N days ago").
+
+2026-12-05 (cdnowrecall): a buyer without a re-order rhythm seen on nothing since their last order
+(models.signals.bought_last) is not dormant or churned before that order is late, ln 5 times the
+interval it is due at (the population's for a one-order buyer; models.lifecycle.lapse_floor_days),
+as QA12 F2 made it for buyers with a rhythm. ``golden_masked reorder OLD NEW 1`` (dcfaa0a against
+the new code): every user without a purchase identical (alerts, scores, state), the buyers' alerts
+before their first purchase day identical; changed 8 of 77 buyers (seed 2) and 7 of 72 (seed 3),
+the same in each of the three runs: alerts 2912 -> 2904 and 2875 -> 2868 (stage_changed to dormant
+-8 +1 / -7 +1, to churned -1 +1 / -1 +1, dormant -> reactivated -> active now declining -> active
+5 / 5, at_risk +3 / +3, recovered +1 / +1); their scores 3 / 3 rows, their states 3 / 2.
 """
 
 from __future__ import annotations

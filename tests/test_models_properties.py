@@ -138,7 +138,7 @@ def test_batch_split_gives_the_same_state_and_alerts(events: list[Event], data: 
 def test_every_alert_tells_the_action_score_tells(events: list[Event], model: ChurnModel) -> None:
     """Every alert's action is the quadrant's with the at-risk flag as its review leaves the user
     (models.actions), the flag ``score``, ``top`` and the console read from the stored state: the
-    at-risk alert (open), the recovered one (closed), and a stage change told as a recovery or as
+    at-risk alert (open), the recovered one ``none`` (it closes the case), and a stage change told as a recovery or as
     a risk while the alert is open or not (QA 2026-12: a stage for the better while the alert
     stayed open said upsell or none where ``score`` said check_in)."""
     _check_alert_actions(events, model)
@@ -170,7 +170,8 @@ def _check_alert_actions(events: list[Event], model: ChurnModel) -> None:
         review(user_id, st_, now_s, model_, out, *rest)  # rest: the compiled model advance hands down
         for a in out.alerts[n:]:  # scored on the state before the review; the flag is the one after it
             s = a.scores
-            want = _recommended(s, st_, model_)
+            # a recovered alert closes the case: "none", whatever the quadrant (models.engine._closing, QA20a F7)
+            want = "none" if a.kind == "recovered" else _recommended(s, st_, model_)
             told.append((a.kind, s.action, want))
 
     assert inspect.isfunction(engine.advance), "a compiled engine: the patch would not take"

@@ -131,3 +131,62 @@ def test_the_re_order_alert_opens_at_the_late_second_however_the_silence_is_cut(
         assert not whole
     else:
         assert len(whole) == 1 and whole[0].event_time_ms <= late_s * 1000
+
+
+def _orders_only(order_days: tuple[int, ...]) -> list[Event]:
+    """A catalogue shop's customer (CDNOW): orders at 15:00 UTC on ``order_days``, no visit between."""
+    return [Event("u", T0_MS + d * DAY_MS + 15 * 3_600_000, "purchase", f"p{d}", 12.0) for d in order_days]
+
+
+def test_a_one_order_customer_gets_a_save_alert_when_their_first_re_order_is_due_and_lapses_once_late() -> None:
+    """CDNOW (2026-12-05, models.lifecycle.lapse_floor_days): one order and silence. The at-risk alert waits
+    for the population's interval (``first_return_due_s``, 30 days in the shipped default) and opens then;
+    before, the visit prior made the customer dormant at 21 days, so it never opened. Lapsed once the
+    re-order is late, ln 5 x 30 = 48.3 days (churned at once: past ``churned_days``, 45), not before."""
+    model = load_model()
+    c = model.compiled
+    gap = c.purchase_gap_days
+    events = _orders_only((0,))
+    last_ms = events[-1].ts_ms
+    alerts = advance("u", None, events, last_ms + 400 * DAY_MS, model).alerts
+    at_risk = [a for a in alerts if a.kind == "at_risk"]
+    assert len(at_risk) == 1
+    assert last_ms + gap * DAY_MS <= at_risk[0].event_time_ms <= last_ms + gap * DAY_MS + 2_000
+    assert at_risk[0].scores.stage == "declining"
+    lapsed = [a for a in alerts if a.kind == "stage_changed" and a.scores.stage in ("dormant", "churned")]
+    late_ms = last_ms + REORDER_LATE_FACTOR * gap * DAY_MS
+    assert [a.scores.stage for a in lapsed] == ["churned"]
+    assert late_ms <= lapsed[0].event_time_ms <= late_ms + 2_000
+
+
+@settings(max_examples=40, deadline=None)
+@given(orders=st.integers(min_value=1, max_value=2), gap=st.integers(min_value=1, max_value=120),
+       visits=st.integers(min_value=0, max_value=20), share=st.floats(min_value=0.0, max_value=0.999))
+def test_no_buyer_seen_on_nothing_since_their_order_is_lapsed_before_the_next_is_due(orders: int, gap: int, visits: int,
+                                                                                   share: float) -> None:
+    """Any buyer with one or two order days (``gap`` days apart; with two, browsing on up to ``visits``
+    days between them), seen on nothing since their last order, is not dormant or churned before their
+    next order is late: ln 5 times the interval it is due at (the population's for one order,
+    models.signals.order_gap_days for two; models.lifecycle.lapse_floor_days)."""
+    model = load_model()
+    days = tuple(gap * k for k in range(orders))
+    between = tuple(d for d in range(1, min(visits, gap - 1) + 1)) if orders > 1 else ()
+    events = _shop(days, between)
+    last_order_s = T0_MS // 1000 + days[-1] * DAY_S + 15 * 3600 + 60
+    probe = assess(advance("u", None, events, last_order_s * 1000 + 1000, model).state, last_order_s + 1, model)
+    due_days = order_gap_days(probe.signals) if orders > 1 else model.compiled.purchase_gap_days
+    now_s = last_order_s + 1 + int(share * REORDER_LATE_FACTOR * due_days * DAY_S)
+    a = assess(advance("u", None, events, now_s * 1000, model).state, now_s, model)
+    assert a.signals.purchase_silence_days < REORDER_LATE_FACTOR * due_days
+    assert a.stage not in ("dormant", "churned")
+
+
+def test_a_one_order_customer_who_kept_browsing_is_judged_by_the_visits() -> None:
+    """QA22b F9's rule (models.signals.bought_last): an order, then a visit a day for 10 days, then silence.
+    The visits carry the relationship, as for the temperature: dormant at ``dormant_days`` (21), as before."""
+    model = load_model()
+    events = _shop((0,), tuple(range(1, 11)))
+    last_ms = events[-1].ts_ms
+    alerts = advance("u", None, events, last_ms + 40 * DAY_MS, model).alerts
+    dormant = [a.event_time_ms for a in alerts if a.kind == "stage_changed" and a.scores.stage == "dormant"]
+    assert len(dormant) == 1 and last_ms + 21 * DAY_MS <= dormant[0] <= last_ms + 21 * DAY_MS + 2_000
