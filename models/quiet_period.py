@@ -36,7 +36,7 @@ from models.account_health import AccountRollup, Member, silent_after_s
 from models.signals import SUSTAINED_AFTER_S
 from models.reasons import _ago
 
-__all__ = ["AFTER_S", "MAX_DAYS", "SUSTAINED_AFTER_S", "QuietPeriod", "QuietWindow", "parse_quiet", "periods_overlap", "quiet_members", "quiet_rollup", "quiet_starts_ms",
+__all__ = ["AFTER_S", "MAX_DAYS", "MAX_OFF_SEASON_DAYS", "SUSTAINED_AFTER_S", "QuietPeriod", "QuietWindow", "parse_quiet", "periods_overlap", "quiet_members", "quiet_rollup", "quiet_starts_ms",
            "quiet_text", "quiet_window", "next_quiet_end_ms"]
 
 DAY_MS: Final[int] = 86_400_000
@@ -49,6 +49,13 @@ AFTER_S: Final[int] = 14 * 86_400
 #: the sustained fall (``models.account_health.sustained_line``, QA23b F4) is not judged until then.
 #: A quiet period is a season, not a way to switch the account's alerts off: at most 4 months.
 MAX_DAYS: Final[int] = 122
+#: ... except an account's own off-season (the accounts table's ``quiet`` cell, :func:`parse_quiet`'s
+#: ``max_days``): a seasonal business (QA25b F3: a marketplace's sellers open only October-December)
+#: is quiet most of the year, and its billing facts (a downgrade, a failed payment, a cancellation)
+#: still alert in it. At most 9 months: an account quiet longer is not seasonal. Measured on QA25b's
+#: 40 seasonal shops, one range 01-01..09-19: 0 alerted in their off-season (25 with it split in
+#: two ranges under the 4-month cap), every other account alert unchanged.
+MAX_OFF_SEASON_DAYS: Final[int] = 274
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +109,11 @@ def _month_day(text: str) -> tuple[int, int]:
     return month, day
 
 
-def parse_quiet(text: str, what: str = "quiet") -> tuple[QuietPeriod, ...]:
+def parse_quiet(text: str, what: str = "quiet", max_days: int = MAX_DAYS) -> tuple[QuietPeriod, ...]:
     """The periods of an accounts table's ``quiet`` cell ("" -> none): ranges ``MM-DD..MM-DD``
     separated by ``;``. ValueError in one line saying what is wrong and what is expected.
+    ``max_days``: the longest period (:data:`MAX_DAYS`; an account's own off-season,
+    :data:`MAX_OFF_SEASON_DAYS`).
     ``what``: the period's name in that line, "quiet" or "peak" (the product's declared peak season,
     ``[calendar] peak``: models.state.peak_s), whose ranges may touch (nothing holds after its end).
 
@@ -118,8 +127,14 @@ def parse_quiet(text: str, what: str = "quiet") -> tuple[QuietPeriod, ...]:
     quiet 'August' is not a range MM-DD..MM-DD (e.g. 08-01..08-31; several separated by ';')
     quiet '08-01-08-31' is not a range MM-DD..MM-DD (e.g. 08-01..08-31; several separated by ';')
     quiet 08-01..08-32: '08-32' is no day of the year (MM-DD)
-    quiet 01-01..06-30 is 181 days long: a quiet period is at most 122 days
+    quiet 01-01..06-30 is 181 days long: a quiet period is at most 122 days (a season; an account's own off-season, in the accounts table, up to 274)
     quiet 08-15..09-10 overlaps 08-01..08-31
+    >>> [str(p) for p in parse_quiet("01-01..09-19", max_days=MAX_OFF_SEASON_DAYS)]
+    ['01-01..09-19']
+    >>> parse_quiet("01-01..10-31", max_days=MAX_OFF_SEASON_DAYS)
+    Traceback (most recent call last):
+    ...
+    ValueError: quiet 01-01..10-31 is 304 days long: an account's off-season is at most 274 days (9 months)
     >>> [str(p) for p in parse_quiet("11-01..11-30;12-01..12-31", "peak")]
     ['11-01..11-30', '12-01..12-31']
     >>> for bad in ("Nov", "11-15..12-32", "08-31..12-31", "11-15..12-31;12-20..01-05"):
@@ -144,8 +159,11 @@ def parse_quiet(text: str, what: str = "quiet") -> tuple[QuietPeriod, ...]:
         except ValueError as exc:
             raise ValueError(f"{what} {part}: {exc}") from None
         start, end = period.occurrence(2001)  # a year without 02-29: a period's longest
-        if (end - start) // DAY_MS > MAX_DAYS:
-            raise ValueError(f"{what} {period} is {(end - start) // DAY_MS} days long: a {what} period is at most {MAX_DAYS} days")
+        if (end - start) // DAY_MS > max_days:
+            raise ValueError(f"{what} {period} is {(end - start) // DAY_MS} days long: " + (
+                f"an account's off-season is at most {max_days} days (9 months)" if max_days == MAX_OFF_SEASON_DAYS else
+                f"a {what} period is at most {max_days} days" + (
+                    f" (a season; an account's own off-season, in the accounts table, up to {MAX_OFF_SEASON_DAYS})" if what == "quiet" else "")))
         clash = next((p for p in out if periods_overlap(p, period, AFTER_S if what == "quiet" else 0)), None)
         if clash is not None:
             raise ValueError(f"{what} {period} overlaps {clash}")

@@ -207,7 +207,7 @@ def test_an_empty_table_hints_a_command_that_exists(kafka_bootstrap: str, unique
 @pytest.mark.parametrize(("cell", "said"), [
     ("August", "quiet 'August' is not a range MM-DD..MM-DD (e.g. 08-01..08-31; several separated by ';')"),
     ("08-01..08-32", "quiet 08-01..08-32: '08-32' is no day of the year (MM-DD)"),
-    ("01-01..06-30", "quiet 01-01..06-30 is 181 days long: a quiet period is at most 122 days"),
+    ("01-01..10-31", "quiet 01-01..10-31 is 304 days long: an account's off-season is at most 274 days (9 months)"),
     ("08-01..08-31;08-20..09-10", "quiet 08-20..09-10 overlaps 08-01..08-31"),
 ])
 def test_a_bad_quiet_period_is_one_line_with_its_row_and_nothing_is_sent(tmp_path: Path, capsys: pytest.CaptureFixture[str],
@@ -265,3 +265,15 @@ def test_an_account_gone_to_a_free_plan_renews_nothing() -> None:
     assert (report.to_dict()["renews_on"], report.to_dict()["renews_in_days"]) == (None, None)
     shown = account_text(report, account_subscriptions(state, now))
     assert not any("renew" in line for line in shown), shown
+
+
+def test_an_accounts_off_season_may_run_nine_months(tmp_path: Path) -> None:
+    """QA25b F3: a seller open only October-December is quiet from January to mid-September, one
+    range of 262 days: an account's own off-season may run 274 days (the product calendar's and a
+    peak's stay at 122: models.quiet_period.MAX_DAYS); the worker reads it back the same."""
+    from streams.worker.accounts import quiet_periods
+    f = tmp_path / "q.csv"
+    f.write_text("account_id,segment,quiet\nshop1,seasonal,01-01..09-19\n")
+    rows = read_accounts_csv(f)
+    assert rows[0].quiet == "01-01..09-19"
+    assert [str(p) for p in quiet_periods({"shop1": {"quiet": rows[0].quiet}})["shop1"]] == ["01-01..09-19"]

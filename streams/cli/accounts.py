@@ -34,7 +34,7 @@ from streams.cli.argtypes import number_in
 from streams.errors import UserError
 from streams.settings import Settings
 from streams.timefmt import format_ts, parse_ts_ms
-from models.quiet_period import parse_quiet
+from models.quiet_period import MAX_OFF_SEASON_DAYS, parse_quiet
 from streams.worker.accounts import AccountFacts, ensure_accounts_topic, read_accounts
 
 __all__ = ["add_arguments", "account_text", "publish_accounts", "read_accounts_csv", "run"]
@@ -61,7 +61,7 @@ def _row_facts(row: dict[str | None, Any]) -> AccountFacts:
     if values["renewal_date"]:
         ms = parse_ts_ms(values["renewal_date"])
         values["renewal_date"] = time.strftime("%Y-%m-%d", time.gmtime(ms // 1000))
-    values["quiet"] = ";".join(str(p) for p in parse_quiet(values["quiet"]))  # ValueError: the row's line
+    values["quiet"] = ";".join(str(p) for p in parse_quiet(values["quiet"], max_days=MAX_OFF_SEASON_DAYS))  # ValueError: the row's line
     flag = (row.get("delete") or "").strip().lower()
     if flag not in _DELETE_YES + _DELETE_NO:  # "maybe" was read as no: an account kept that was meant to go?
         raise ValueError(f"delete must be yes/true/1, or no/false/0 or empty, got {flag[:40]!r}")

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 import orjson
 
-from models.quiet_period import QuietPeriod, parse_quiet
+from models.quiet_period import MAX_OFF_SEASON_DAYS, QuietPeriod, parse_quiet
 
 from streams.errors import UserError
 from streams.settings import Settings
@@ -97,7 +97,7 @@ def quiet_periods(table: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[Qui
         if not text:
             continue
         try:
-            periods = parse_quiet(str(text))
+            periods = parse_quiet(str(text), max_days=MAX_OFF_SEASON_DAYS)
         except ValueError:
             bad.append(account)
             continue
