@@ -8,6 +8,7 @@ import re
 
 from models.actions import recommend
 from models.engine import Alert, advance, alert_may_open
+from models.lifecycle import LAPSED, lapse_floor_days
 from models.events import Event
 from models.model import load_model
 from models.scoring import assess, score
@@ -60,12 +61,22 @@ def test_first_return_due_reads_the_population_interval_of_a_one_order_buyer_and
 
 def test_a_one_order_customer_is_not_at_risk_before_their_first_reorder_is_due() -> None:
     """QA17 F2 (c02202): the day after the first order, the line was crossed; the alert now waits for the
-    population's usual interval between orders, and opens then for a customer still visiting; one who never came
-    back lapses by the visit rhythm first (dormant: the win-back list, not an at-risk alert)."""
+    population's usual interval between orders, and opens then for a customer still visiting. One who never came
+    back is not lapsed before that first re-order is late either (models.lifecycle.lapse_floor_days, CDNOW
+    2026-12-05: before, the visit rhythm made them dormant at 21 days, so their alert could never open): the
+    save alert opens when the re-order is due, and they lapse (the win-back list) when it is late."""
     gone = _first_order()
-    assert _at_risk(gone, gone[-1].ts_ms + 60 * DAY_MS) == []
-    assert assess(advance("u", None, gone, gone[-1].ts_ms + 25 * DAY_MS, LOW_LINE).state,
-                  gone[-1].ts_ms // 1000 + 25 * DAY_S, LOW_LINE).stage == "dormant"
+    order_ms = gone[-1].ts_ms
+    [alert] = _at_risk(gone, order_ms + 60 * DAY_MS)
+    assert order_ms + POP_ORDERS * DAY_MS <= alert.event_time_ms <= order_ms + POP_ORDERS * DAY_MS + 2_000
+    late_days = lapse_floor_days(compute_signals(advance("u", None, gone, order_ms + 1, LOW_LINE).state, order_ms // 1000 + DAY_S, LOW_LINE))
+    assert late_days > POP_ORDERS
+
+    def stage_at(days: float) -> str:
+        return assess(advance("u", None, gone, order_ms + int(days * DAY_MS), LOW_LINE).state,
+                      order_ms // 1000 + int(days * DAY_S), LOW_LINE).stage
+
+    assert stage_at(25) not in LAPSED and stage_at(late_days + 1) in LAPSED
     for visits in ((7, 12), (7, 12, 20)):
         events = _first_order(visits)
         order_ms = events[1].ts_ms
