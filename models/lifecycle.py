@@ -385,9 +385,10 @@ def next_change_s(st: UserState, sig: Signals, model: "ChurnModel", tolerance_s:
     overdue_at = last + overdue_days * DAY_S
     # a user of their own rhythm lapses no earlier than their re-order is late (rules 1-2)
     late_s = 0
-    if uses_own_rhythm(sig) and sig.purchase_silence_days < late_at_days(sig):
+    if uses_own_rhythm(sig):
         late = late_at_days(sig)
-        late_s = _first_second(st.last_purchase_s, late, 1.0, late)
+        if sig.purchase_silence_days < late:
+            late_s = _first_second(st.last_purchase_s, late, 1.0, late)
     r0 = max(last + churned_days * DAY_S, late_s)
     r1 = max(last + dormant_days * DAY_S, late_s)
     r2 = overdue_at

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Final
 
 from models._native import init_args
-from models.state import ACCOUNT_MEMBER, DAY_S, GRIEVANCE, UserState, in_trial, paused, peak_s, purchase_summary, scheduled_cancel_s, slot_lists, trial_lost
+from models.state import (ACCOUNT_MEMBER, DAY_S, GRIEVANCE, UserState, baseline_decay, in_trial, paused, purchase_summary, scheduled_cancel_s,
+                          slot_lists, trial_lost)
 from models.subscription import RENEWAL_GRACE_MS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -730,8 +731,7 @@ def _decay_and_trends(st: UserState, now_s: int, peak_starts: tuple[int, ...] = 
     if silence > 0.0:
         f7 = math.exp(-silence / 7.0)
         f28 = math.exp(-silence / 28.0)
-        f90 = math.exp(-silence / 90.0) if not peak_starts else math.exp(
-            -(silence_s - peak_s(peak_starts, peak_ends, st.last_seen_s, now_s)) * _INV_DAY / 90.0)
+        f90 = math.exp(-silence / 90.0) if not peak_starts else baseline_decay(st.last_seen_s, now_s, peak_starts, peak_ends)
     else:
         f7 = f28 = f90 = 1.0
     trend, trend_long = _trends(st.act_7d * f7, st.act_28d * f28, st.act_90d * f90, age)
@@ -865,8 +865,7 @@ def baseline_ahead(now_s: int, x: float, c: "CompiledModel") -> float:
     then decays it (the look aheads: :func:`silent_after`, models.risk)."""
     if not c.peak_starts:
         return math.exp(-x / 90.0)
-    inside = peak_s(c.peak_starts, c.peak_ends, now_s, now_s + _round_even(x * DAY_S))
-    return math.exp(-(x - inside * _INV_DAY) / 90.0)
+    return baseline_decay(now_s, now_s + _round_even(x * DAY_S), c.peak_starts, c.peak_ends)
 
 
 def silent_after(sig: Signals, extra_days: float, model: "ChurnModel", week_slots: bool = True,

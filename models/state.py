@@ -180,6 +180,7 @@ __all__ = [
     "period_end_day",
     "scheduled_cancel_s",
     "peak_s",
+    "baseline_decay",
     "purchase_summary",
     "slot_lists",
     "tracked",
@@ -875,6 +876,14 @@ def peak_s(starts: tuple[int, ...], ends: tuple[int, ...], a: int, b: int) -> in
     return total
 
 
+def baseline_decay(a_s: int, b_s: int, peak_starts: tuple[int, ...], peak_ends: tuple[int, ...]) -> float:
+    """The 3-month counter's (``act_90d``) decay factor from ``a_s`` to ``b_s``, its clock stopped
+    inside the product's declared peaks (:func:`peak_s`): the one formula the fold
+    (:func:`apply_looked_up`), the signals and the look aheads (models.signals) read it by, once a
+    peak is declared (without one they keep their plain ``exp``)."""
+    return math.exp(-((b_s - a_s) - peak_s(peak_starts, peak_ends, a_s, b_s)) / _TAU_90_S)
+
+
 def decayed(count: float, since_s: int, now_s: int, tau_days: float) -> float:
     """A counter kept at ``since_s`` as seen at ``now_s`` (never grows with time).
 
@@ -1133,7 +1142,7 @@ def apply_looked_up(state: UserState, event: Event, vocabulary: Vocabulary, slot
             state.act_7d *= f7
             state.act_28d *= f28
             if peak_starts:  # the baseline's clock stops inside a declared peak (peak_s)
-                state.act_90d *= math.exp(-(gap - peak_s(peak_starts, peak_ends, last, ts)) / _TAU_90_S)
+                state.act_90d *= baseline_decay(last, ts, peak_starts, peak_ends)
             else:
                 state.act_90d *= math.exp(-gap / _TAU_90_S)
         state.last_seen_s = ts
@@ -1142,7 +1151,7 @@ def apply_looked_up(state: UserState, event: Event, vocabulary: Vocabulary, slot
         age = state.last_seen_s - ts
         w7, w28 = math.exp(-age / _TAU_7_S), math.exp(-age / _TAU_28_S)
         if peak_starts:
-            w90 = math.exp(-(age - peak_s(peak_starts, peak_ends, ts, state.last_seen_s)) / _TAU_90_S)
+            w90 = baseline_decay(ts, state.last_seen_s, peak_starts, peak_ends)
         else:
             w90 = math.exp(-age / _TAU_90_S)
         if ts < state.first_seen_s:
